@@ -1,0 +1,53 @@
+# pyrunc: everything runs as root on a Debian 12 machine.
+# `make demo` and `make test` install what they need first (apt-get, then a venv with pip).
+PY       ?= /usr/bin/python3
+VENV     ?= $(CURDIR)/.venv
+PYRUNC   := $(VENV)/bin/pyrunc
+DEMO_DIR ?= /tmp/pyrunc-demo
+APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-prctl python3-pyroute2 \
+            python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
+            docker-registry iproute2 libcap2-bin psmisc uidmap
+export PYRUNC
+
+.PHONY: deps venv install demo test unit integration lint stress bench conformance clean
+
+deps: .deps-stamp
+.deps-stamp:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+venv: deps $(VENV)/bin/python
+$(VENV)/bin/python:
+	$(PY) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+install: venv
+	$(VENV)/bin/pip install -q --no-build-isolation '.[test]' 2>/dev/null || $(VENV)/bin/pip install -q '.[test]'
+
+demo: install
+	@bash contrib/demo.sh $(PYRUNC) $(DEMO_DIR)
+
+test: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+
+unit: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integration
+
+lint: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_static.py
+
+stress: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m stress tests/stress
+
+bench: install
+	$(VENV)/bin/python bench/run.py --pyrunc $(PYRUNC)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .deps-stamp

@@ -1,0 +1,225 @@
+"""Running a container: in the foreground, or detached under a small monitor process.
+
+The monitor plays the part of containerd's shim or conmon. `pyctr run -d` forks it twice
+(setsid between, so it survives the terminal and pyctr's exit); it makes itself a child
+subreaper so that the container's init, whose parent (`runtime create`) exits at once, is
+reparented to it and can be reaped for its exit code. It holds the container's stdout and
+stderr pipes, writes them in docker's json-file format, records the exit code, and deletes the
+container in the runtime.
+
+    pyctr run -d ──fork──> child ──setsid, fork──> monitor
+         │                   └─ exits                 │ flock monitor.lock
+         │                                            │ runtime create (stdio = pipes), start
+         │ <────────── "ok" / "error: ..." ───────────┤ (report pipe)
+       prints the id, exits                           │ pump pipes -> <id>-json.log
+                                                      │ waitpid(init) -> exit code
+                                                      └ runtime delete, umount, exit
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import json
+import os
+import selectors
+import signal
+import subprocess  # noqa: TID251 - the monitor drives the runtime's command line
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyctr.containers import Container, Containers
+from pyctr.errors import ContainerError, PyctrError
+from pyctr.store import flocked
+
+PR_SET_CHILD_SUBREAPER = 36
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2)
+
+
+def set_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+def wait_exit(pid: int) -> int:
+    """Reap `pid` (and whatever else ends up reparented to us); its docker-style exit code."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
+
+
+def _read_pid(path: Path) -> int:
+    return int(path.read_text().strip())
+
+
+@contextlib.contextmanager
+def forwarding_signals(pid: int) -> Iterator[None]:
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+    old = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _start(cs: Containers, c: Container, stdin: object, stdout: object, stderr: object,
+           console_socket: str | None = None) -> int:
+    """runtime create + start; returns the init's pid. Cleans the runtime up on failure."""
+    cdir = cs.path(c.id)
+    rt = cs.runtime(c)
+    rt.create(c.id, cdir, cdir / "init.pid", stdin, stdout, stderr,  # type: ignore[arg-type]
+              console_socket=console_socket)
+    try:
+        pid = _read_pid(cdir / "init.pid")
+        cs.mark_running(c, pid)
+        rt.start(c.id)
+    except BaseException:
+        rt.delete(c.id, force=True)
+        raise
+    return pid
+
+
+def run_foreground(cs: Containers, c: Container, interactive: bool) -> int:
+    set_subreaper()
+    with flocked(cs.path(c.id) / "monitor.lock"):
+        try:
+            pid = _start(cs, c, None if interactive else subprocess.DEVNULL, None, None)
+        except BaseException:
+            cs.finish(c, 125)
+            raise
+        with forwarding_signals(pid):
+            code = wait_exit(pid)
+        cs.finish(c, code)
+    if c.auto_remove:
+        cs.remove_files(c)
+    return code
+
+
+def run_tty(cs: Containers, c: Container, interactive: bool) -> int:
+    from pyctr import console
+
+    set_subreaper()
+    with flocked(cs.path(c.id) / "monitor.lock"), console.ConsoleSocket(cs.path(c.id)) as sock:
+        try:
+            pid = _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, None, sock.path)
+        except BaseException:
+            cs.finish(c, 125)
+            raise
+        master = sock.receive()
+        console.proxy(master, pid, interactive)
+        with forwarding_signals(pid):
+            code = wait_exit(pid)
+        cs.finish(c, code)
+    if c.auto_remove:
+        cs.remove_files(c)
+    return code
+
+
+def run_detached(cs: Containers, c: Container) -> None:
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        _daemonize_and_monitor(cs, c, w)
+    os.close(w)
+    os.waitpid(child, 0)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode(errors="replace")
+    if msg != "ok":
+        raise ContainerError(msg.removeprefix("error: ") or "the container monitor died")
+
+
+def _daemonize_and_monitor(cs: Containers, c: Container, report: int) -> None:
+    code = 0
+    try:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        _redirect_stdio(cs.path(c.id) / "monitor.log")
+        monitor(cs, c, report)
+    except BaseException as exc:  # the monitor must never return into pyctr's main
+        with contextlib.suppress(OSError):
+            os.write(report, f"error: {exc}".encode())
+        print(f"monitor: {exc!r}", file=sys.stderr)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _redirect_stdio(log: Path) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    err = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(err, 2)
+    os.close(null)
+    os.close(err)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
+
+
+def monitor(cs: Containers, c: Container, report: int) -> None:
+    set_subreaper()
+    cdir = cs.path(c.id)
+    with flocked(cdir / "monitor.lock"):
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            pid = _start(cs, c, subprocess.DEVNULL, out_w, err_w)
+        except PyctrError as exc:
+            os.write(report, f"error: {exc}".encode())
+            os.close(report)
+            cs.finish(c, 125)
+            return
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        os.write(report, b"ok")
+        os.close(report)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        pump_logs({out_r: "stdout", err_r: "stderr"}, cdir / f"{c.id}-json.log")
+        code = wait_exit(pid)
+        cs.finish(c, code)
+    if c.auto_remove:
+        cs.remove_files(c)
+
+
+def log_line(stream: str, text: bytes) -> bytes:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    entry = {"log": text.decode(errors="replace"), "stream": stream, "time": stamp}
+    return (json.dumps(entry) + "\n").encode()
+
+
+def pump_logs(fds: dict[int, str], log: Path) -> None:
+    """Copy the pipes into a json-file log, one entry per line, until every pipe is closed."""
+    pending = {fd: b"" for fd in fds}
+    sel = selectors.DefaultSelector()
+    for fd in fds:
+        sel.register(fd, selectors.EVENT_READ)
+    with open(log, "ab", buffering=0) as out:
+        while sel.get_map():
+            for key, _ in sel.select():
+                fd = key.fd
+                data = os.read(fd, 65536)
+                if not data:
+                    if pending[fd]:
+                        out.write(log_line(fds[fd], pending[fd]))
+                    sel.unregister(fd)
+                    os.close(fd)
+                    continue
+                *lines, pending[fd] = (pending[fd] + data).split(b"\n")
+                for line in lines:
+                    out.write(log_line(fds[fd], line + b"\n"))

@@ -1,0 +1,82 @@
+"""The container's terminal: a pty made inside the container, its master sent to --console-socket.
+
+As runc does: the init opens the container's own /dev/ptmx (its devpts instance), gets the peer with
+TIOCGPTPEER rather than by a path the container controls (CVE-2025-52565), sends the master over
+the console socket (one message, payload "/dev/ptmx", the fd as SCM_RIGHTS), binds the peer over
+/dev/console and makes it the controlling terminal and stdio.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+import termios
+from typing import Any
+
+from pyrunc import linux
+from pyrunc.errors import ConsoleError
+
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+
+
+def connect(path: str) -> int:
+    """In the parent, before fork: the connected console socket (its fd goes to the init)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise ConsoleError(f"--console-socket {path}: {exc.strerror}") from exc
+    return sock.detach()
+
+
+def set_size(fd: int, size: dict[str, Any] | None) -> None:
+    if size:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", int(size.get("height", 0)), int(size.get("width", 0)), 0, 0))
+
+
+def open_pty() -> tuple[int, int]:
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    peer = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    return master, peer
+
+
+def _bind_console(peer: int) -> None:
+    from pyrunc import rootfs
+
+    root = os.open("/", linux.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        target = rootfs.make_target(root, "/dev/console", True)
+        try:
+            linux.mount(rootfs.fdpath(peer), rootfs.fdpath(target), None, linux.MS_BIND)
+        finally:
+            os.close(target)
+    finally:
+        os.close(root)
+
+
+def setup_init(sock_fd: int, size: dict[str, Any] | None) -> None:
+    """In the init after pivot_root: make the pty, hand out the master, adopt the peer."""
+    if sock_fd < 0:
+        raise ConsoleError("process.terminal is true but no --console-socket was given")
+    try:
+        master, peer = open_pty()
+        set_size(peer, size)
+        _bind_console(peer)
+        sock = socket.socket(fileno=sock_fd)
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        sock.close()
+        os.close(master)
+        os.setsid()
+        fcntl.ioctl(peer, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(peer, fd)
+        if peer > 2:
+            os.close(peer)
+    except OSError as exc:
+        raise ConsoleError(f"setting up the console: {exc.strerror}") from exc

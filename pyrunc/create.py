@@ -1,0 +1,206 @@
+"""`create`: from a bundle to an init blocked before execve, or to nothing at all.
+
+Everything that can be checked is checked before anything is made (spec, capabilities, seccomp,
+LSM, process attributes). After that, each thing made is undone if a later step fails: the init
+(killed, which also tears down its namespaces and mounts), the cgroups, the state directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyrunc import log, namespaces, process, rootfs, spec, state
+from pyrunc.container import Container, proc_stat
+from pyrunc.errors import ConsoleError
+
+
+@dataclass
+class CreateOptions:
+    bundle: str = "."
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    systemd_cgroup: bool = False
+    rootless: bool = False
+    console_fd: int = -1  # `run` with a terminal passes its own socket end
+    extra_env: list[str] = field(default_factory=list)
+
+
+def check_security(config: dict[str, Any]) -> Any:
+    """The checks of the security mechanisms that need no privileges; returns the caps plan."""
+    from pyrunc import caps, seccomp
+
+    proc = config["process"]
+    linux_cfg = config.get("linux", {})
+    seccomp.validate(linux_cfg.get("seccomp"))
+    try:  # TEMP until lsm/procattrs land
+        from pyrunc import lsm, procattrs
+        lsm.check(proc, linux_cfg)
+        procattrs.check(proc, linux_cfg)
+    except ImportError:
+        pass
+    return caps.plan(proc.get("capabilities"))
+
+
+def _listen_fds() -> int:
+    """systemd socket activation: LISTEN_FDS meant for us are passed on as fds 3.. of the init."""
+    if os.environ.get("LISTEN_PID") == str(os.getpid()):
+        try:
+            return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+        except ValueError:
+            return 0
+    return 0
+
+
+def create(root: str, cid: str, opts: CreateOptions) -> Container:
+    state.check_id(cid)
+    bundle = os.path.abspath(opts.bundle)
+    config = spec.load(bundle)
+    cap_plan = check_security(config)
+    if config["process"].get("terminal") and opts.console_fd < 0 and not opts.console_socket:
+        raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
+    ops = rootfs.plan(config, bundle)
+    state.make_dir(root, cid)
+    with state.locked(root, cid) as lock_fd:
+        return _create_locked(root, cid, bundle, config, ops, cap_plan, opts, lock_fd)
+
+
+def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
+                   ops: list[rootfs.MountOp], cap_plan: Any, opts: CreateOptions,
+                   lock_fd: int | None) -> Container:
+    from pyrunc import cgroups
+
+    made = Made(root, cid)
+    try:
+        mgr = cgroups.new_manager(cid, config.get("linux", {}), systemd=opts.systemd_cgroup,
+                                  rootless=opts.rootless)
+        mgr.create()
+        made.cgroup = mgr
+        c = Container(root, cid, _initial_data(cid, bundle, config, mgr))
+        cfg = _init_config(c, config, ops, cap_plan, opts, made)
+        cfg.close_in_child = [lock_fd] if lock_fd is not None else []
+        pid = process.spawn(cfg, lambda p: _on_forked(mgr, config, p))
+        made.pid = pid
+        st = proc_stat(pid)
+        c.data.update(pid=pid, pid_start=st[1] if st else None)
+        c.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+        return c
+    except BaseException:
+        made.undo()
+        raise
+    finally:
+        made.close_fds()
+
+
+class Made:
+    """What create has made so far, to undo on failure."""
+
+    def __init__(self, root: str, cid: str) -> None:
+        self.root, self.cid = root, cid
+        self.cgroup: Any = None
+        self.pid = 0
+        self.fds: list[int] = []
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def undo(self) -> None:
+        if self.pid:
+            process._kill(self.pid)
+        if self.cgroup is not None:
+            try:
+                self.cgroup.kill_all()
+                self.cgroup.destroy()
+            except Exception as exc:  # noqa: BLE001 — the first error is the one reported
+                log.warning(f"cleaning up cgroups of {self.cid}: {exc}")
+        state.remove_dir(os.path.join(self.root, self.cid))
+
+
+def _initial_data(cid: str, bundle: str, config: dict[str, Any], mgr: Any) -> dict[str, Any]:
+    return {
+        "id": cid, "bundle": bundle, "rootfs": spec.rootfs_path(config, bundle),
+        "created": log.rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
+        "config": config, "cgroup": mgr.to_state(), "pid": 0,
+    }
+
+
+def _init_config(c: Container, config: dict[str, Any], ops: list[rootfs.MountOp], cap_plan: Any,
+                 opts: CreateOptions, made: Made) -> process.InitConfig:
+    fifo = c.fifo
+    os.mkfifo(fifo, 0o622)
+    # O_RDWR never blocks and keeps a writer open, so the init's read() waits for `start`.
+    fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+    made.fds.append(fifo_fd)
+    console_fd = opts.console_fd
+    if opts.console_socket and config["process"].get("terminal"):
+        from pyrunc import console
+
+        console_fd = console.connect(opts.console_socket)
+        made.fds.append(console_fd)
+    ns = namespaces.plan(config)
+    hooks = config.get("hooks", {})
+    return process.InitConfig(
+        cid=c.id, bundle=c.bundle, rootfs=c.data["rootfs"], config=config, ns=ns, mounts=ops,
+        fifo_fd=fifo_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
+        preserve_fds=opts.preserve_fds + _listen_fds(), extra_env=_extra_env(opts),
+        cap_plan=cap_plan,
+        run_hooks=(lambda name, pid: _parent_hooks(c, hooks, name, pid)),
+        state_for_hooks=(lambda status, pid: {**c.oci_state("creating"), "pid": pid}),
+    )
+
+
+def _extra_env(opts: CreateOptions) -> list[str]:
+    n = _listen_fds()
+    env = list(opts.extra_env)
+    if n:
+        env += [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
+    return env
+
+
+def _parent_hooks(c: Container, hooks: dict[str, Any], name: str, pid: int) -> None:
+    from pyrunc import hooks as hookmod
+
+    if name == "seccomp":
+        _seccomp_listener(c, pid)
+        return
+    st = {**c.oci_state("creating"), "pid": pid}
+    hookmod.run_all(hooks.get("prestart", []), "prestart", st)
+    hookmod.run_all(hooks.get("createRuntime", []), "createRuntime", st)
+
+
+def _seccomp_listener(c: Container, notify_fd: int) -> None:
+    from pyrunc import seccomp
+
+    sc = c.config.get("linux", {}).get("seccomp", {})
+    seccomp.send_to_listener(sc["listenerPath"], sc.get("listenerMetadata", ""),
+                             c.oci_state("creating"), notify_fd)
+
+
+def _on_forked(mgr: Any, config: dict[str, Any], pid: int) -> None:
+    mgr.apply(pid)
+    oom = config["process"].get("oomScoreAdj")
+    if oom is not None:
+        try:
+            with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                f.write(str(oom))
+        except OSError as exc:
+            from pyrunc.errors import SpecError
+
+            raise SpecError(f"process.oomScoreAdj: writing {oom}: {exc.strerror}") from exc
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Decimal, no trailing newline (containerd parses it strictly), written atomically."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)

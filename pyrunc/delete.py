@@ -1,0 +1,72 @@
+"""`delete [--force]`: kill what is left (with --force), remove cgroups and state, run poststop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from pyrunc import container, log, state
+from pyrunc.errors import ContainerNotFound, StateError
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    path = state.container_dir(root, cid)
+    if not os.path.isdir(path):
+        raise ContainerNotFound(cid)
+    with state.locked(root, cid, missing_ok=True):
+        try:
+            c = container.Container.load(root, cid)
+        except (ContainerNotFound, StateError):
+            # A create that died before writing its state, or a state.json that is garbage:
+            # with --force, remove what can be found; without, say what is wrong.
+            if not force:
+                raise
+            state.remove_dir(path)
+            return
+        status = c.status()
+        if status != "stopped" and not force:
+            state.check_transition(status, "delete", cid)
+        destroy(c)
+
+
+def destroy(c: container.Container) -> None:
+    """Kill every process of the container, wait for the init, remove its cgroups and state."""
+    mgr = c.cgroup() if c.data.get("cgroup") else None
+    if c.alive():
+        _kill_init(c)
+    if mgr is not None:
+        mgr.kill_all()
+        mgr.destroy()
+    state.remove_dir(c.dir)
+    poststop(c)
+
+
+def _kill_init(c: container.Container) -> None:
+    try:
+        fd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not c.alive():  # the pid was recycled between the check and the open
+            return
+        from pyrunc import linux
+
+        try:
+            linux.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while c.alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+    finally:
+        os.close(fd)
+
+
+def poststop(c: container.Container) -> None:
+    hooks = c.config.get("hooks", {}).get("poststop", [])
+    if hooks:
+        from pyrunc import hooks as hookmod
+
+        for failure in hookmod.run_all(hooks, "poststop", c.oci_state("stopped"), tolerate=True):
+            log.warning(failure)

@@ -1,0 +1,36 @@
+"""`list [-f table|json] [-q]`: the containers under --root, as runc prints them."""
+
+from __future__ import annotations
+
+import json
+
+from pyrunc import container, state
+from pyrunc.errors import PyruncError
+
+
+def _rows(root: str) -> list[dict[str, object]]:
+    rows = []
+    for cid in state.list_ids(root):
+        try:
+            c = container.Container.load(root, cid)
+        except PyruncError:
+            continue  # being created, or unreadable: `state`/`delete` report those
+        rows.append(c.oci_state())
+    return rows
+
+
+def listing(root: str, fmt: str = "table", quiet: bool = False) -> str:
+    rows = _rows(root)
+    if quiet:
+        return "".join(f"{r['id']}\n" for r in rows)
+    if fmt == "json":
+        return (json.dumps(rows) if rows else "null") + "\n"
+    if fmt != "table":
+        raise PyruncError(f"invalid format option {fmt!r}")
+    table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    table += [[str(r["id"]), str(r["pid"]), str(r["status"]), str(r["bundle"]), str(r["created"]),
+               str(r["owner"])] for r in rows]
+    widths = [max(12, *(len(row[i]) for row in table)) for i in range(6)]
+    lines = ["".join(cell.ljust(w + 3) if i < 5 else cell for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in table]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,509 @@
+"""Spawning the container init: the parent/child protocol, the init's step table, the start barrier.
+
+    parent (pyrunc create)                         init (becomes process.args)
+    ----------------------                         ---------------------------
+    cgroups.create(); mkfifo exec.fifo
+    unshare(NEWPID|NEWTIME) / setns(pid path)
+    fork() --------------------------------------> born in the new pid namespace
+    setns back to its own pid/time ns              recv "go"
+    cgroups.apply(pid); oom_score_adj
+    send "go" ----------------------------------->
+                                                   join/unshare namespaces; mounts; /dev
+                                 <---------------- "hooks"  (only when prestart/createRuntime exist)
+    run prestart + createRuntime hooks
+    send "go" ----------------------------------->
+                                                   createContainer hooks; sysctl; pivot_root;
+                                                   console; masked/read-only paths; hostname;
+                                                   rlimits; user; caps; no_new_privs; seccomp
+                                 <---------------- "ready"
+    pid file, state.json; exit                     read(exec.fifo)  (blocks until `start` writes)
+                                                   startContainer hooks; execve(process.args)
+
+With a user namespace a first child unshares it, sends "userns" and waits while the parent writes
+its id maps; it then makes the other namespaces, forks the init, sends {"pid": N} and exits.
+Any failure on the child side is sent as {"error": msg, "step": name}; the init then _exits(1),
+and the parent reports it with the step. Children leave with os._exit only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyrunc import linux, namespaces, rootfs
+from pyrunc.errors import InitError, PyruncError, SpecError
+
+@dataclass
+class InitConfig:
+    """Everything the init needs, computed by the parent before fork (the child inherits it)."""
+
+    cid: str
+    bundle: str
+    rootfs: str
+    config: dict[str, Any]
+    ns: namespaces.NsPlan
+    mounts: list[rootfs.MountOp]
+    fifo_fd: int = -1
+    console_fd: int = -1
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    extra_env: list[str] = field(default_factory=list)
+    cap_plan: Any = None
+    close_in_child: list[int] = field(default_factory=list)  # the state lock, above all
+    run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
+    state_for_hooks: Callable[[str, int], dict[str, Any]] | None = None
+
+    @property
+    def process(self) -> dict[str, Any]:
+        return self.config["process"]  # type: ignore[no-any-return]
+
+    @property
+    def linux(self) -> dict[str, Any]:
+        return self.config.get("linux", {})  # type: ignore[no-any-return]
+
+    def hooks(self, name: str) -> list[dict[str, Any]]:
+        return self.config.get("hooks", {}).get(name, [])  # type: ignore[no-any-return]
+
+
+# --- messages ----------------------------------------------------------------------------------
+def send(sock: socket.socket, msg: dict[str, Any]) -> None:
+    sock.send(json.dumps(msg).encode())
+
+
+def recv(sock: socket.socket, step: str) -> dict[str, Any]:
+    data = sock.recv(65536)
+    if not data:
+        raise InitError(step, "the other side of the sync socket went away")
+    msg: dict[str, Any] = json.loads(data)
+    if "error" in msg:
+        raise InitError(msg.get("step", step), msg["error"])
+    return msg
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PyruncError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{':' + where if where else ''}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _child_fail(sock: socket.socket, step: str, exc: BaseException) -> None:
+    try:
+        send(sock, {"error": _describe(exc), "step": step})
+    finally:
+        os._exit(1)
+
+
+# --- the init's steps ----------------------------------------------------------------------------
+class Init:
+    """The container init between fork and execve; each step is a short method, run in order."""
+
+    def __init__(self, cfg: InitConfig, sock: socket.socket) -> None:
+        self.cfg = cfg
+        self.sock = sock
+        self.devnull_fd = -1
+        self.seccomp_filter: Any = None
+        self.argv0 = ""
+        self.env: list[str] = []
+
+    def run(self) -> None:
+        for name in ("signals", "namespaces", "security_prepare", "rootfs", "sysctl", "pivot_root",
+                     "console", "paths", "hostname", "rlimits", "user", "cwd", "executable",
+                     "capabilities", "no_new_privs", "procattrs", "seccomp", "ready"):
+            self.step = name
+            try:
+                getattr(self, "step_" + name)()
+            except BaseException as exc:  # noqa: BLE001 — every failure goes to the parent
+                _child_fail(self.sock, name, exc)
+        self.wait_and_exec()
+
+    def step_signals(self) -> None:
+        # The state dir's flock is shared with us by fork: holding it would block `start`.
+        for fd in self.cfg.close_in_child:
+            os.close(fd)
+        # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore them.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        linux.prctl(linux.PR_SET_DUMPABLE, 0)
+
+    def step_namespaces(self) -> None:
+        ns = self.cfg.ns
+        if not ns.userns:
+            recv(self.sock, "namespaces")  # the parent has put us in our cgroup
+        namespaces.join_all(ns, ["ipc", "uts", "network", "cgroup", "mount"])
+        # A mount namespace of our own is not optional: the mounts below must not reach the host.
+        own_mnt = 0 if "mount" in ns.join else linux.CLONE_NEWNS
+        namespaces.unshare(ns.unshare_flags("ipc", "uts", "network", "cgroup") | own_mnt,
+                           "ipc/uts/network/cgroup/mount")
+
+    def step_security_prepare(self) -> None:
+        # Everything apply-time code needs is imported here: after pivot_root the host is gone.
+        seccomp_cfg = self.cfg.linux.get("seccomp")
+        if seccomp_cfg:
+            from pyrunc import seccomp
+
+            self.seccomp_filter = seccomp.prepare(seccomp_cfg)
+        import resource  # noqa: F401
+
+        from pyrunc import caps, console, hooks  # noqa: F401
+        try:  # TEMP until lsm/procattrs land
+            from pyrunc import lsm, procattrs  # noqa: F401
+        except ImportError:
+            pass
+
+    def step_rootfs(self) -> None:
+        ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
+               "cgroup_paths": rootfs.own_cgroup_paths()}
+        self.devnull_fd = rootfs.open_devnull()
+        rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
+                       before_pivot=self._before_pivot)
+
+    def _before_pivot(self) -> None:
+        if self.cfg.hooks("prestart") or self.cfg.hooks("createRuntime"):
+            send(self.sock, {"hooks": True})
+            recv(self.sock, "createRuntime hooks")
+        if self.cfg.hooks("createContainer"):
+            from pyrunc import hooks
+
+            hooks.run_all(self.cfg.hooks("createContainer"), "createContainer",
+                          self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {})
+
+    def step_sysctl(self) -> None:
+        # Written before pivot_root through the host's procfs: /proc/sys entries act on the
+        # namespaces of the writing task, and no file of the container can stand in for them.
+        for key, value in self.cfg.linux.get("sysctl", {}).items():
+            path = "/proc/sys/" + key.replace(".", "/")
+            if ".." in key or "/" in key:
+                raise SpecError(f"linux.sysctl: invalid key {key!r}")
+            try:
+                fd = linux.openat2(-100, path, os.O_WRONLY, linux.RESOLVE_NO_SYMLINKS)
+                try:
+                    os.write(fd, str(value).encode())
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise SpecError(f"linux.sysctl: writing {value!r} to {key}: {exc.strerror}") from exc
+
+    def step_pivot_root(self) -> None:
+        rootfs.pivot(self.cfg.rootfs, self.cfg.no_pivot)
+
+    def step_console(self) -> None:
+        if self.cfg.process.get("terminal"):
+            from pyrunc import console
+
+            console.setup_init(self.cfg.console_fd, self.cfg.process.get("consoleSize"))
+            self.cfg.console_fd = -1
+
+    def step_paths(self) -> None:
+        rootfs.finish(self.cfg.config, self.devnull_fd)
+        os.close(self.devnull_fd)
+
+    def step_hostname(self) -> None:
+        if self.cfg.config.get("hostname"):
+            linux.sethostname(self.cfg.config["hostname"])
+        if self.cfg.config.get("domainname"):
+            linux.setdomainname(self.cfg.config["domainname"])
+
+    def step_rlimits(self) -> None:
+        import resource
+
+        from pyrunc.spec import RLIMITS
+
+        for rl in self.cfg.process.get("rlimits") or []:
+            try:
+                resource.setrlimit(RLIMITS[rl["type"]], (_rlim(rl["soft"]), _rlim(rl["hard"])))
+            except (ValueError, OSError) as exc:
+                raise SpecError(f"process.rlimits: setting {rl['type']} to "
+                                f"{rl['soft']}/{rl['hard']}: {exc}") from exc
+
+    def step_user(self) -> None:
+        from pyrunc import caps
+
+        user = self.cfg.process.get("user", {})
+        uid, gid = user.get("uid", 0), user.get("gid", 0)
+        if not self.cfg.ns.userns or _setgroups_allowed():
+            os.setgroups(user.get("additionalGids", []))
+        os.setresgid(gid, gid, gid)
+        caps.keep_caps()
+        os.setresuid(uid, uid, uid)
+        os.umask(user.get("umask", 0o022))
+        self.env = _environ(self.cfg.process.get("env", []) + self.cfg.extra_env, uid)
+
+    def step_cwd(self) -> None:
+        cwd = self.cfg.process.get("cwd", "/")
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            raise SpecError(f"process.cwd: chdir to {cwd}: {exc.strerror}") from exc
+
+    def step_executable(self) -> None:
+        self.argv0 = find_executable(self.cfg.process["args"][0], self.env)
+
+    def step_capabilities(self) -> None:
+        from pyrunc import caps
+
+        caps.apply(self.cfg.cap_plan)
+
+    def step_no_new_privs(self) -> None:
+        if self.cfg.process.get("noNewPrivileges"):
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+    def step_procattrs(self) -> None:
+        try:  # TEMP until lsm/procattrs land
+            from pyrunc import lsm, procattrs
+        except ImportError:
+            return
+        procattrs.apply(self.cfg.process, self.cfg.linux)
+        lsm.apply_exec_label(self.cfg.process)
+
+    def step_seccomp(self) -> None:
+        if self.seccomp_filter is not None:
+            from pyrunc import seccomp
+
+            notify_fd = seccomp.load(self.seccomp_filter)
+            if notify_fd is not None:
+                send(self.sock, {"seccomp_fd": True})
+                socket.send_fds(self.sock, [b"seccomp"], [notify_fd])
+                os.close(notify_fd)
+
+    def step_ready(self) -> None:
+        keep = 3 + self.cfg.preserve_fds
+        for fd in range(3, keep):
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass
+        # Every other descriptor (the shim's leaked socket, podman's sync pipes...) must not reach
+        # the workload: mark them all close-on-exec in one call.
+        linux.close_range(keep, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
+        send(self.sock, {"ready": True})
+        self.sock.close()
+
+    def wait_and_exec(self) -> None:
+        try:
+            if self.cfg.fifo_fd >= 0:
+                os.read(self.cfg.fifo_fd, 1)  # the create/start barrier
+            if self.cfg.hooks("startContainer"):
+                from pyrunc import hooks
+
+                hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", {})
+            os.execve(self.argv0, self.cfg.process["args"], _envdict(self.env))
+        except BaseException as exc:  # noqa: BLE001
+            os.write(2, f"pyrunc: exec {self.cfg.process['args'][0]}: {_describe(exc)}\n".encode())
+        os._exit(127)
+
+
+def _rlim(v: int) -> int:
+    import resource
+
+    return resource.RLIM_INFINITY if v >= 2**63 else v
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def _environ(env: list[str], uid: int) -> list[str]:
+    if not any(e.startswith("HOME=") for e in env):
+        env = [*env, "HOME=" + _home_of(uid)]
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.split(":")
+                if len(parts) > 5 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def _envdict(env: list[str]) -> dict[str, str]:
+    out = {}
+    for e in env:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """PATH lookup inside the container, as execvp would, with runc's error wording."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = _envdict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):
+            return c
+        if "/" in name:
+            raise SpecError(f'exec: "{name}": permission denied')
+    if "/" in name:
+        raise SpecError(f'exec: "{name}": stat {name}: no such file or directory')
+    raise SpecError(f'exec: "{name}": executable file not found in $PATH')
+
+
+# --- the parent side ------------------------------------------------------------------------------
+def _enter_for_children(cfg: InitConfig) -> list[tuple[int, int]]:
+    """Set the pid and time namespaces our next fork is born into; returns what to restore."""
+    restore = []
+    for t, flag in (("pid", linux.CLONE_NEWPID), ("time", linux.CLONE_NEWTIME)):
+        if t in cfg.ns.new or t in cfg.ns.join:
+            restore.append((os.open(f"/proc/self/ns/{'pid' if t == 'pid' else 'time'}",
+                                    os.O_RDONLY | os.O_CLOEXEC), flag))
+    for t in ("pid", "time"):
+        if t in cfg.ns.join:
+            namespaces.join(t, cfg.ns.join[t])
+        elif t in cfg.ns.new:
+            namespaces.unshare(namespaces.CLONE_FLAGS[t], t)
+            if t == "time" and cfg.ns.time_offsets:
+                namespaces.write_time_offsets(cfg.ns.time_offsets)
+    return restore
+
+
+def _restore(restore: list[tuple[int, int]]) -> None:
+    for fd, flag in restore:
+        linux.setns(fd, flag)
+        os.close(fd)
+
+
+def spawn(cfg: InitConfig, on_forked: Callable[[int], None]) -> int:
+    """Fork the init and drive it to "ready"; returns its host pid.
+
+    `on_forked(pid)` runs in the parent as soon as the first child exists (cgroup join, oom score).
+    On failure the children are killed and an InitError (or the parent's own error) is raised.
+    """
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        if cfg.ns.userns:
+            return _spawn_userns(cfg, parent_sock, child_sock, on_forked)
+        return _spawn_direct(cfg, parent_sock, child_sock, on_forked)
+    finally:
+        parent_sock.close()
+
+
+def _spawn_direct(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
+                  on_forked: Callable[[int], None]) -> int:
+    restore = _enter_for_children(cfg)
+    try:
+        pid = os.fork()
+    except BaseException:
+        _restore(restore)
+        raise
+    if pid == 0:
+        psock.close()
+        Init(cfg, csock).run()
+        os._exit(1)
+    _restore(restore)
+    csock.close()
+    try:
+        on_forked(pid)
+        send(psock, {"go": True})
+        _drive(cfg, psock, pid)
+    except BaseException:
+        _kill(pid)
+        raise
+    return pid
+
+
+def _spawn_userns(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
+                  on_forked: Callable[[int], None]) -> int:
+    first = os.fork()
+    if first == 0:
+        psock.close()
+        _first_child(cfg, csock)
+        os._exit(1)
+    csock.close()
+    init = 0
+    try:
+        on_forked(first)
+        send(psock, {"go": True})
+        recv(psock, "user namespace")
+        namespaces.write_id_maps(first, cfg.ns)
+        send(psock, {"go": True})
+        init = int(recv(psock, "fork init")["pid"])
+        _drive(cfg, psock, init)
+    except BaseException:
+        if init:
+            _kill(init)
+        _kill(first)
+        raise
+    finally:
+        try:
+            os.waitpid(first, 0)
+        except ChildProcessError:
+            pass
+    return init
+
+
+def _first_child(cfg: InitConfig, sock: socket.socket) -> None:
+    step = "user namespace"
+    try:
+        recv(sock, step)
+        if "user" in cfg.ns.join:
+            namespaces.join("user", cfg.ns.join["user"])
+        else:
+            namespaces.unshare(linux.CLONE_NEWUSER, "user")
+        send(sock, {"userns": True})
+        recv(sock, step)
+        if "user" in cfg.ns.new:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        step = "fork init"
+        _enter_for_children(cfg)
+        pid = os.fork()
+    except BaseException as exc:  # noqa: BLE001
+        _child_fail(sock, step, exc)
+    if pid == 0:
+        Init(cfg, sock).run()
+        os._exit(1)
+    send(sock, {"pid": pid})  # a host pid: this first child is still in the host's pid namespace
+    os._exit(0)
+
+
+def _drive(cfg: InitConfig, sock: socket.socket, pid: int) -> None:
+    while True:
+        msg = recv(sock, "init")
+        if msg.get("ready"):
+            return
+        if msg.get("hooks") and cfg.run_hooks:
+            cfg.run_hooks("createRuntime", pid)
+            send(sock, {"go": True})
+        elif msg.get("hooks"):
+            send(sock, {"go": True})
+        elif msg.get("seccomp_fd"):
+            _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+            if cfg.run_hooks:
+                cfg.run_hooks("seccomp", fds[0])
+            os.close(fds[0])
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,96 @@
+"""`run`: create + start in the foreground, forward signals, return the container's exit status.
+
+With `terminal: true` and no --console-socket, run keeps the pty master itself and proxies the
+caller's terminal (raw mode, window size), as `runc run` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from pyrunc import delete, linux, start
+from pyrunc.create import CreateOptions, create
+from pyrunc.errors import PyruncError
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bool = False) -> int:
+    if not detach:
+        # The init may be a grandchild (user namespaces): reap it as its subreaper.
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    own_tty = None
+    if not detach and not opts.console_socket and _wants_terminal(opts.bundle):
+        own_tty, opts.console_fd = _console_pair()
+    try:
+        c = create(root, cid, opts)
+    finally:
+        if opts.console_fd >= 0:
+            os.close(opts.console_fd)
+    master = _recv_master(own_tty) if own_tty is not None else -1
+    try:
+        start.start(root, cid)
+    except BaseException:
+        delete.delete(root, cid, force=True)
+        raise
+    if detach:
+        return 0
+    status = _wait(c.pid, master)
+    if not keep:
+        delete.delete(root, cid, force=True)
+    return status
+
+
+def _wants_terminal(bundle: str) -> bool:
+    from pyrunc import spec
+
+    cfg = spec.load_json(os.path.join(os.path.abspath(bundle), "config.json"))
+    return bool(isinstance(cfg, dict) and (cfg.get("process") or {}).get("terminal"))
+
+
+def _console_pair() -> tuple[socket.socket, int]:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return ours, theirs.detach()
+
+
+def _recv_master(sock: socket.socket) -> int:
+    _, fds, _, _ = socket.recv_fds(sock, 64, 1)
+    sock.close()
+    if not fds:
+        raise PyruncError("the container did not send its terminal")
+    return fds[0]
+
+
+def _forward(pid: int) -> None:
+    pidfd = os.pidfd_open(pid)
+
+    def handler(sig: int, _frame: object) -> None:
+        try:
+            linux.pidfd_send_signal(pidfd, sig)
+        except OSError:
+            pass
+
+    for sig in FORWARDED:
+        if sig != signal.SIGWINCH:
+            signal.signal(sig, handler)
+
+
+def _wait(pid: int, master: int) -> int:
+    _forward(pid)
+    if master >= 0:
+        from pyrunc import console_proxy
+
+        console_proxy.proxy(master, pid)
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+        if got == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code

@@ -1,0 +1,165 @@
+"""config.json: loading and the semantic checks `create` needs, without jsonschema.
+
+The full schema check is `pyrunc validate` (pyrunc.validate, which imports jsonschema lazily); the
+hot path only checks what it relies on, and names the field of every problem
+(`process.rlimits[0].type: unknown rlimit "RLIMIT_FOO"`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from typing import Any
+
+from pyrunc.errors import SpecError
+
+Config = dict[str, Any]
+
+NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
+
+RLIMITS = {
+    "RLIMIT_AS": resource.RLIMIT_AS, "RLIMIT_CORE": resource.RLIMIT_CORE,
+    "RLIMIT_CPU": resource.RLIMIT_CPU, "RLIMIT_DATA": resource.RLIMIT_DATA,
+    "RLIMIT_FSIZE": resource.RLIMIT_FSIZE, "RLIMIT_LOCKS": 10,
+    "RLIMIT_MEMLOCK": resource.RLIMIT_MEMLOCK, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_NOFILE": resource.RLIMIT_NOFILE, "RLIMIT_NPROC": resource.RLIMIT_NPROC,
+    "RLIMIT_RSS": resource.RLIMIT_RSS, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+    "RLIMIT_SIGPENDING": 11, "RLIMIT_STACK": resource.RLIMIT_STACK,
+}
+
+
+def _json_error(path: str, exc: json.JSONDecodeError) -> SpecError:
+    return SpecError(f"{path}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def load_json(path: str) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: no such file") from exc
+    except json.JSONDecodeError as exc:
+        raise _json_error(path, exc) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: {exc}") from exc
+
+
+def load(bundle: str) -> Config:
+    """Read and check `<bundle>/config.json`; `bundle` must be absolute."""
+    path = os.path.join(bundle, "config.json")
+    config = load_json(path)
+    if not isinstance(config, dict):
+        raise SpecError(f"{path}: the top level must be a JSON object")
+    check(config, bundle)
+    return config
+
+
+def _need(cond: bool, field: str, msg: str) -> None:
+    if not cond:
+        raise SpecError(f"{field}: {msg}")
+
+
+def _is_list_of(v: Any, t: type) -> bool:
+    return isinstance(v, list) and all(isinstance(x, t) for x in v)
+
+
+def check(config: Config, bundle: str) -> None:
+    version = config.get("ociVersion")
+    _need(isinstance(version, str), "ociVersion", "missing or not a string")
+    _need(version.startswith("1."), "ociVersion", f"unsupported version {version!r} (need 1.x)")
+    root = config.get("root")
+    _need(isinstance(root, dict) and isinstance(root.get("path"), str) and bool(root["path"]),
+          "root.path", "missing")
+    rootfs = rootfs_path(config, bundle)
+    _need(os.path.isdir(rootfs), "root.path", f"{rootfs}: not a directory")
+    process = config.get("process")
+    _need(isinstance(process, dict), "process", "missing (a container needs a process)")
+    check_process(process, "process")
+    check_mounts(config.get("mounts", []))
+    check_linux(config.get("linux", {}))
+    for key in ("hostname", "domainname"):
+        _need(isinstance(config.get(key, ""), str), key, "not a string")
+    _need(isinstance(config.get("annotations", {}), dict), "annotations", "not an object")
+
+
+def check_process(process: dict[str, Any], field: str) -> None:
+    args = process.get("args")
+    _need(_is_list_of(args, str) and len(args) > 0, f"{field}.args", "must be a non-empty list of strings")
+    cwd = process.get("cwd", "/")
+    _need(isinstance(cwd, str) and cwd.startswith("/"), f"{field}.cwd", f"must be an absolute path, got {cwd!r}")
+    _need(_is_list_of(process.get("env", []), str), f"{field}.env", "must be a list of strings")
+    user = process.get("user", {})
+    _need(isinstance(user, dict), f"{field}.user", "not an object")
+    for key in ("uid", "gid", "umask"):
+        v = user.get(key, 0)
+        _need(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+              f"{field}.user.{key}", f"must be an integer in 0..4294967295, got {v!r}")
+    _need(_is_list_of(user.get("additionalGids", []), int), f"{field}.user.additionalGids",
+          "must be a list of integers")
+    for i, rl in enumerate(process.get("rlimits") or []):
+        f = f"{field}.rlimits[{i}]"
+        _need(isinstance(rl, dict), f, "not an object")
+        _need(rl.get("type") in RLIMITS, f"{f}.type", f"unknown rlimit {rl.get('type')!r}")
+        for key in ("soft", "hard"):
+            v = rl.get(key)
+            _need(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64,
+                  f"{f}.{key}", f"must be an unsigned integer, got {v!r}")
+    oom = process.get("oomScoreAdj")
+    _need(oom is None or (isinstance(oom, int) and -1000 <= oom <= 1000), f"{field}.oomScoreAdj",
+          f"must be an integer in -1000..1000, got {oom!r}")
+    _need(isinstance(process.get("terminal", False), bool), f"{field}.terminal", "must be a boolean")
+
+
+def check_mounts(mounts: Any) -> None:
+    _need(isinstance(mounts, list), "mounts", "must be a list")
+    for i, m in enumerate(mounts):
+        f = f"mounts[{i}]"
+        _need(isinstance(m, dict), f, "not an object")
+        dest = m.get("destination")
+        _need(isinstance(dest, str) and dest.startswith("/"), f"{f}.destination",
+              f"must be an absolute path, got {dest!r}")
+        _need(_is_list_of(m.get("options", []), str), f"{f}.options", "must be a list of strings")
+        for key in ("type", "source"):
+            _need(isinstance(m.get(key, ""), str), f"{f}.{key}", "not a string")
+
+
+def check_linux(linux: Any) -> None:
+    _need(isinstance(linux, dict), "linux", "not an object")
+    seen: set[str] = set()
+    for i, ns in enumerate(linux.get("namespaces", [])):
+        f = f"linux.namespaces[{i}]"
+        _need(isinstance(ns, dict), f, "not an object")
+        t = ns.get("type")
+        _need(t in NAMESPACES, f"{f}.type", f"unknown namespace type {t!r}")
+        _need(t not in seen, f"{f}.type", f"namespace {t} listed twice")
+        seen.add(t)
+        path = ns.get("path")
+        if path is not None:
+            _need(isinstance(path, str) and path.startswith("/"), f"{f}.path", "must be an absolute path")
+            _need(os.path.exists(path), f"{f}.path", f"{path}: no such file")
+    for key in ("uidMappings", "gidMappings"):
+        for i, m in enumerate(linux.get(key, [])):
+            ok = isinstance(m, dict) and all(
+                isinstance(m.get(k), int) and m[k] >= 0 for k in ("containerID", "hostID", "size"))
+            _need(ok, f"linux.{key}[{i}]", "needs non-negative containerID, hostID and size")
+    if "user" in seen and not any(ns.get("path") for ns in linux.get("namespaces", [])
+                                  if ns.get("type") == "user"):
+        _need(bool(linux.get("uidMappings")) and bool(linux.get("gidMappings")),
+              "linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
+    _need(isinstance(linux.get("sysctl", {}), dict), "linux.sysctl", "not an object")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(linux.get(key, [])):
+            _need(isinstance(p, str) and p.startswith("/"), f"linux.{key}[{i}]",
+                  f"must be an absolute path, got {p!r}")
+
+
+def rootfs_path(config: Config, bundle: str) -> str:
+    path = config["root"]["path"]
+    return os.path.normpath(path if path.startswith("/") else os.path.join(bundle, path))
+
+
+def namespaces(config: Config) -> dict[str, str | None]:
+    """type -> path to join, or None for a new namespace."""
+    return {ns["type"]: ns.get("path") or None
+            for ns in config.get("linux", {}).get("namespaces", [])}

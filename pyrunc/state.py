@@ -1,0 +1,148 @@
+"""The state store: `<root>/<id>/` holds `state.json`, the `exec.fifo` barrier and the lock.
+
+Statuses follow runtime.md, plus runc's `paused`:
+
+    creating --create ok--> created --start--> running --init exits--> stopped
+                                                  |  ^
+                                            pause |  | resume
+                                                  v  |
+                                                 paused
+
+`created` means the fifo still exists (the init waits on it); a dead or recycled init pid means
+`stopped`. The status is derived from those facts each time, never stored, so it cannot go stale.
+state.json is written to a temp file in the same directory, fsynced, then renamed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidIdError, InvalidState, StateError
+
+_ID = re.compile(r"[A-Za-z0-9_+.-]+\Z")
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+# status -> the verbs allowed in it (runc's rules; `delete --force` is allowed everywhere)
+TRANSITIONS = {
+    "creating": {"delete"},
+    "created": {"start", "kill", "delete", "pause", "resume", "exec", "update"},
+    "running": {"kill", "pause", "exec", "update", "delete"},
+    "paused": {"resume", "kill", "delete", "update"},
+    "stopped": {"delete"},
+}
+
+
+def check_id(cid: str) -> None:
+    if not cid:
+        raise InvalidIdError("container id cannot be empty")
+    if cid in (".", "..") or not _ID.match(cid) or len(cid) > 1024:
+        raise InvalidIdError(f"invalid container id {cid!r}: only [A-Za-z0-9_+.-] are allowed")
+
+
+def check_transition(status: str, verb: str, cid: str) -> None:
+    if verb in TRANSITIONS.get(status, set()):
+        return
+    if verb == "kill" or (verb == "pause" and status != "paused"):
+        raise InvalidState("container not running")
+    if verb == "resume":
+        raise InvalidState("container not paused")
+    if verb == "start":
+        raise InvalidState(f"cannot start a container that has {status}" if status == "stopped"
+                           else "cannot start an already running container")
+    if verb == "delete":
+        raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}")
+    raise InvalidState(f"cannot {verb} container {cid} in state {status}")
+
+
+def container_dir(root: str, cid: str) -> str:
+    check_id(cid)
+    return os.path.join(root, cid)
+
+
+def make_dir(root: str, cid: str) -> str:
+    """Create the container's state dir; fails if the id is taken."""
+    path = container_dir(root, cid)
+    try:
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        os.mkdir(path, 0o711)
+    except FileExistsError as exc:
+        raise ContainerExists(cid) from exc
+    except OSError as exc:
+        raise StateError(f"creating state directory {path}: {exc.strerror}") from exc
+    return path
+
+
+def read(root: str, cid: str) -> dict[str, Any]:
+    path = os.path.join(container_dir(root, cid), STATE_FILE)
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError as exc:
+        raise ContainerNotFound(cid) from exc
+    except (ValueError, OSError) as exc:
+        raise StateError(f"{path}: unreadable state: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StateError(f"{path}: unreadable state: not a JSON object")
+    return data
+
+
+def write(root: str, cid: str, data: dict[str, Any]) -> None:
+    """Atomically replace state.json: temp file, fsync, rename."""
+    d = container_dir(root, cid)
+    tmp = os.path.join(d, f".{STATE_FILE}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(data, separators=(",", ":")).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(d, STATE_FILE))
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StateError(f"writing {os.path.join(d, STATE_FILE)}: {exc.strerror}") from exc
+
+
+@contextmanager
+def locked(root: str, cid: str, missing_ok: bool = False) -> Iterator[int | None]:
+    """An exclusive flock on the container's directory for the length of a verb."""
+    path = container_dir(root, cid)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        if missing_ok:
+            yield None
+            return
+        raise ContainerNotFound(cid) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir() and _ID.match(e.name))
+    except FileNotFoundError:
+        return []
+
+
+def remove_dir(path: str) -> None:
+    """Remove a state dir (flat: state.json, fifo, temp files)."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,114 @@
+"""Fixtures for driving runtimes through real clients: containerd (ctr), podman and dockerd.
+
+Every test that takes `client_runtime` runs once per runtime binary listed in the environment
+variable CLIENT_TEST_RUNTIMES (comma-separated paths), DEFAULT_RUNTIMES otherwise. Each daemon
+starts once per session under its own temp directory and is torn down at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemons import Containerd, Dockerd, Done, Podman
+from images import TOOLS, Images, build_images
+
+REPO = Path(__file__).resolve().parents[3]
+PYRUNC = os.environ.get("PYRUNC") or str(REPO / "bin" / "pyrunc")
+# Add PYRUNC here once pyrunc's create/start/exec work under the shims.
+DEFAULT_RUNTIMES = ["/usr/sbin/runc"]
+
+
+def client_runtimes() -> list[str]:
+    listed = os.environ.get("CLIENT_TEST_RUNTIMES")
+    paths = [p.strip() for p in listed.split(",")] if listed else DEFAULT_RUNTIMES
+    return [p for p in paths if p]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "client_runtime" in metafunc.fixturenames:
+        metafunc.parametrize("client_runtime", client_runtimes(), indirect=True,
+                             scope="session", ids=lambda p: Path(p).name)
+
+
+def _need(*commands: str) -> None:
+    for cmd in commands:
+        if not shutil.which(cmd):
+            pytest.skip(f"needs {cmd} on PATH")
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+@pytest.fixture(scope="session")
+def client_runtime(request: pytest.FixtureRequest) -> str:
+    path: str = request.param
+    if not os.access(path, os.X_OK):
+        pytest.skip(f"runtime {path} is not an executable file")
+    return path
+
+
+@pytest.fixture
+def cl_id() -> str:
+    """A fresh container name; every client test names its containers cl-..."""
+    return "cl-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def client_images(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Images:
+    _need(*TOOLS)
+    return build_images(busybox_rootfs, tmp_path_factory.mktemp("cl-images"))
+
+
+def _imported(what: str, done: Done[str]) -> None:
+    assert done.returncode == 0, f"{what} failed: {done.stderr}"
+
+
+@pytest.fixture(scope="session")
+def containerd(client_images: Images, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Containerd]:
+    _need("containerd", "ctr")
+    daemon = Containerd(tmp_path_factory.mktemp("cl-containerd"))
+    try:
+        daemon.start()
+        _imported("ctr images import",
+                  daemon.ctr("images", "import", str(client_images.oci_archive), timeout=120))
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def podman(client_images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    _need("podman", "conmon")
+    client = Podman(tmp_path_factory.mktemp("cl-podman"))
+    try:
+        client.start()
+        _imported("podman load",
+                  client.podman(None, "load", "-i", str(client_images.oci_archive), timeout=120))
+        yield client
+    finally:
+        client.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd(client_images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    _need("dockerd", "/usr/bin/docker")
+    daemon = Dockerd.for_runtimes(tmp_path_factory.mktemp("cl-dockerd"), client_runtimes())
+    try:
+        daemon.start()
+        _imported("docker load",
+                  daemon.docker("load", "-i", str(client_images.docker_archive), timeout=120))
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def ctr_id(containerd: Containerd, cl_id: str) -> Iterator[str]:
+    """A container id for the test; its task and container are removed afterwards."""
+    yield cl_id
+    containerd.remove(cl_id)
