@@ -6,7 +6,8 @@ PYRUNC   := $(VENV)/bin/pyrunc
 DEMO_DIR ?= /tmp/pyrunc-demo
 APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-prctl python3-pyroute2 \
             python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
-            docker-registry iproute2 libcap2-bin psmisc uidmap
+            docker-registry iproute2 libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
+            python3-cryptography hyperfine
 export PYRUNC
 
 .PHONY: deps venv install demo test unit integration lint stress bench conformance clean

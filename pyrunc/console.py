@@ -60,14 +60,15 @@ def _bind_console(peer: int) -> None:
         os.close(root)
 
 
-def setup_init(sock_fd: int, size: dict[str, Any] | None) -> None:
-    """In the init after pivot_root: make the pty, hand out the master, adopt the peer."""
+def setup_init(sock_fd: int, size: dict[str, Any] | None, bind_console: bool = True) -> None:
+    """After pivot_root (or setns for exec): make the pty, hand out the master, adopt the peer."""
     if sock_fd < 0:
         raise ConsoleError("process.terminal is true but no --console-socket was given")
     try:
         master, peer = open_pty()
         set_size(peer, size)
-        _bind_console(peer)
+        if bind_console:
+            _bind_console(peer)
         sock = socket.socket(fileno=sock_fd)
         socket.send_fds(sock, [b"/dev/ptmx"], [master])
         sock.close()

@@ -75,7 +75,7 @@ class ConsoleError(PyruncError):
 class InitError(PyruncError):
     """The container init failed at a named step; carried back to the parent over the sync socket."""
 
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"container init failed at step {step}: {message}")
+    def __init__(self, step: str, message: str, what: str = "container init") -> None:
+        super().__init__(f"{what} failed at step {step}: {message}")
         self.step = step
         self.message = message

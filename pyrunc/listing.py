@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from pyrunc import container, state
 from pyrunc.errors import PyruncError
@@ -15,8 +16,22 @@ def _rows(root: str) -> list[dict[str, object]]:
             c = container.Container.load(root, cid)
         except PyruncError:
             continue  # being created, or unreadable: `state`/`delete` report those
-        rows.append(c.oci_state())
+        rows.append({**c.oci_state(), "owner": _owner(os.path.join(root, cid))})
     return rows
+
+
+def _owner(path: str) -> str:
+    """runc's list shows the user owning the state directory (`state` leaves owner empty)."""
+    import pwd
+
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 def listing(root: str, fmt: str = "table", quiet: bool = False) -> str:
@@ -24,13 +39,14 @@ def listing(root: str, fmt: str = "table", quiet: bool = False) -> str:
     if quiet:
         return "".join(f"{r['id']}\n" for r in rows)
     if fmt == "json":
-        return (json.dumps(rows) if rows else "null") + "\n"
+        return (json.dumps(rows, separators=(",", ":")) if rows else "null") + "\n"
     if fmt != "table":
         raise PyruncError(f"invalid format option {fmt!r}")
     table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     table += [[str(r["id"]), str(r["pid"]), str(r["status"]), str(r["bundle"]), str(r["created"]),
                str(r["owner"])] for r in rows]
-    widths = [max(12, *(len(row[i]) for row in table)) for i in range(6)]
-    lines = ["".join(cell.ljust(w + 3) if i < 5 else cell for i, (cell, w) in enumerate(zip(row, widths)))
+    # runc's tabwriter: cells padded by 3, columns at least 12 wide
+    widths = [max(12, *(len(row[i]) + 3 for row in table)) for i in range(6)]
+    lines = ["".join(cell.ljust(w) if i < 5 else cell for i, (cell, w) in enumerate(zip(row, widths)))
              for row in table]
     return "\n".join(lines) + "\n"

@@ -102,52 +102,50 @@ def _child_fail(sock: socket.socket, step: str, exc: BaseException) -> None:
         os._exit(1)
 
 
-# --- the init's steps ----------------------------------------------------------------------------
-class Init:
-    """The container init between fork and execve; each step is a short method, run in order."""
+# --- steps shared by the init and by exec'd processes -------------------------------------------
+class Setup:
+    """The process half of a container process: signals, limits, identity, privileges, seccomp."""
 
-    def __init__(self, cfg: InitConfig, sock: socket.socket) -> None:
-        self.cfg = cfg
+    STEPS: tuple[str, ...] = ()
+
+    def __init__(self, process: dict[str, Any], linux_cfg: dict[str, Any], userns: bool,
+                 cap_plan: Any, extra_env: list[str], sock: socket.socket,
+                 close_in_child: list[int]) -> None:
+        self.process = process
+        self.linux_cfg = linux_cfg
+        self.userns = userns
+        self.cap_plan = cap_plan
+        self.extra_env = extra_env
         self.sock = sock
-        self.devnull_fd = -1
+        self.close_in_child = close_in_child
         self.seccomp_filter: Any = None
         self.argv0 = ""
         self.env: list[str] = []
+        self.step = ""
 
-    def run(self) -> None:
-        for name in ("signals", "namespaces", "security_prepare", "rootfs", "sysctl", "pivot_root",
-                     "console", "paths", "hostname", "rlimits", "user", "cwd", "executable",
-                     "capabilities", "no_new_privs", "procattrs", "seccomp", "ready"):
+    def run_steps(self) -> None:
+        for name in self.STEPS:
             self.step = name
             try:
                 getattr(self, "step_" + name)()
             except BaseException as exc:  # noqa: BLE001 — every failure goes to the parent
                 _child_fail(self.sock, name, exc)
-        self.wait_and_exec()
 
     def step_signals(self) -> None:
         # The state dir's flock is shared with us by fork: holding it would block `start`.
-        for fd in self.cfg.close_in_child:
+        for fd in self.close_in_child:
             os.close(fd)
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore them.
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        # Non-dumpable while we hold host resources: no /proc/<pid>/{exe,fd,map_files} for the
+        # container's processes (CVE-2019-5736 class); execve of the workload resets it.
         linux.prctl(linux.PR_SET_DUMPABLE, 0)
-
-    def step_namespaces(self) -> None:
-        ns = self.cfg.ns
-        if not ns.userns:
-            recv(self.sock, "namespaces")  # the parent has put us in our cgroup
-        namespaces.join_all(ns, ["ipc", "uts", "network", "cgroup", "mount"])
-        # A mount namespace of our own is not optional: the mounts below must not reach the host.
-        own_mnt = 0 if "mount" in ns.join else linux.CLONE_NEWNS
-        namespaces.unshare(ns.unshare_flags("ipc", "uts", "network", "cgroup") | own_mnt,
-                           "ipc/uts/network/cgroup/mount")
 
     def step_security_prepare(self) -> None:
         # Everything apply-time code needs is imported here: after pivot_root the host is gone.
-        seccomp_cfg = self.cfg.linux.get("seccomp")
+        seccomp_cfg = self.linux_cfg.get("seccomp")
         if seccomp_cfg:
             from pyrunc import seccomp
 
@@ -159,6 +157,113 @@ class Init:
             from pyrunc import lsm, procattrs  # noqa: F401
         except ImportError:
             pass
+
+    def step_rlimits(self) -> None:
+        import resource
+
+        from pyrunc.spec import RLIMITS
+
+        for rl in self.process.get("rlimits") or []:
+            try:
+                resource.setrlimit(RLIMITS[rl["type"]], (_rlim(rl["soft"]), _rlim(rl["hard"])))
+            except (ValueError, OSError) as exc:
+                raise SpecError(f"process.rlimits: setting {rl['type']} to "
+                                f"{rl['soft']}/{rl['hard']}: {exc}") from exc
+
+    def step_user(self) -> None:
+        from pyrunc import caps
+
+        user = self.process.get("user", {})
+        uid, gid = user.get("uid", 0), user.get("gid", 0)
+        if not self.userns or _setgroups_allowed():
+            os.setgroups(user.get("additionalGids", []))
+        os.setresgid(gid, gid, gid)
+        caps.keep_caps()
+        os.setresuid(uid, uid, uid)
+        if user.get("umask") is not None:
+            os.umask(user["umask"])
+        self.env = _environ(self.process.get("env", []) + self.extra_env, uid)
+
+    def step_cwd(self) -> None:
+        cwd = self.process.get("cwd", "/")
+        try:
+            os.chdir(cwd)
+            here = os.getcwd()
+        except OSError as exc:
+            raise SpecError(f"process.cwd: chdir to {cwd}: {exc.strerror}") from exc
+        # CVE-2024-21626: a cwd reached through a leaked fd (/proc/self/fd/N) lies outside the
+        # root, and getcwd() then fails or answers "(unreachable)/...".
+        if not here.startswith("/"):
+            raise SpecError(f"process.cwd: {cwd} is outside the container's root")
+
+    def step_executable(self) -> None:
+        self.argv0 = find_executable(self.process["args"][0], self.env)
+
+    def step_capabilities(self) -> None:
+        from pyrunc import caps
+
+        caps.apply(self.cap_plan)
+
+    def step_no_new_privs(self) -> None:
+        if self.process.get("noNewPrivileges"):
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+    def step_procattrs(self) -> None:
+        try:  # TEMP until lsm/procattrs land
+            from pyrunc import lsm, procattrs
+        except ImportError:
+            return
+        procattrs.apply(self.process, self.linux_cfg)
+        lsm.apply_exec_label(self.process)
+
+    def step_seccomp(self) -> None:
+        if self.seccomp_filter is not None:
+            from pyrunc import seccomp
+
+            notify_fd = seccomp.load(self.seccomp_filter)
+            if notify_fd is not None:
+                send(self.sock, {"seccomp_fd": True})
+                socket.send_fds(self.sock, [b"seccomp"], [notify_fd])
+                os.close(notify_fd)
+
+    def close_fds(self, keep: int) -> None:
+        for fd in range(3, keep):
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass
+        # Every other descriptor (the shim's leaked socket, podman's sync pipes...) must not reach
+        # the workload: mark them all close-on-exec in one call.
+        linux.close_range(keep, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
+
+
+# --- the init ------------------------------------------------------------------------------------
+class Init(Setup):
+    """The container init between fork and execve; each step is a short method, run in order."""
+
+    STEPS = ("signals", "namespaces", "security_prepare", "rootfs", "sysctl", "pivot_root",
+             "console", "paths", "hostname", "rlimits", "user", "cwd", "executable",
+             "capabilities", "no_new_privs", "procattrs", "seccomp", "ready")
+
+    def __init__(self, cfg: InitConfig, sock: socket.socket) -> None:
+        super().__init__(cfg.process, cfg.linux, cfg.ns.userns, cfg.cap_plan, cfg.extra_env, sock,
+                         cfg.close_in_child)
+        self.cfg = cfg
+        self.devnull_fd = -1
+
+    def run(self) -> None:
+        self.run_steps()
+        self.wait_and_exec()
+
+    def step_namespaces(self) -> None:
+        ns = self.cfg.ns
+        if not ns.userns:
+            recv(self.sock, "namespaces")  # the parent has put us in our cgroup
+        namespaces.join_all(ns, ["ipc", "uts", "network", "cgroup", "mount"])
+        # A mount namespace of our own is not optional: the mounts below must not reach the host.
+        own_mnt = 0 if "mount" in ns.join else linux.CLONE_NEWNS
+        namespaces.unshare(ns.unshare_flags("ipc", "uts", "network", "cgroup") | own_mnt,
+                           "ipc/uts/network/cgroup/mount")
 
     def step_rootfs(self) -> None:
         ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
@@ -174,16 +279,16 @@ class Init:
         if self.cfg.hooks("createContainer"):
             from pyrunc import hooks
 
-            hooks.run_all(self.cfg.hooks("createContainer"), "createContainer",
-                          self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {})
+            st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
+            hooks.run_all(self.cfg.hooks("createContainer"), "createContainer", st)
 
     def step_sysctl(self) -> None:
         # Written before pivot_root through the host's procfs: /proc/sys entries act on the
         # namespaces of the writing task, and no file of the container can stand in for them.
-        for key, value in self.cfg.linux.get("sysctl", {}).items():
-            path = "/proc/sys/" + key.replace(".", "/")
+        for key, value in self.linux_cfg.get("sysctl", {}).items():
             if ".." in key or "/" in key:
                 raise SpecError(f"linux.sysctl: invalid key {key!r}")
+            path = "/proc/sys/" + key.replace(".", "/")
             try:
                 fd = linux.openat2(-100, path, os.O_WRONLY, linux.RESOLVE_NO_SYMLINKS)
                 try:
@@ -197,10 +302,10 @@ class Init:
         rootfs.pivot(self.cfg.rootfs, self.cfg.no_pivot)
 
     def step_console(self) -> None:
-        if self.cfg.process.get("terminal"):
+        if self.process.get("terminal"):
             from pyrunc import console
 
-            console.setup_init(self.cfg.console_fd, self.cfg.process.get("consoleSize"))
+            console.setup_init(self.cfg.console_fd, self.process.get("consoleSize"))
             self.cfg.console_fd = -1
 
     def step_paths(self) -> None:
@@ -213,78 +318,8 @@ class Init:
         if self.cfg.config.get("domainname"):
             linux.setdomainname(self.cfg.config["domainname"])
 
-    def step_rlimits(self) -> None:
-        import resource
-
-        from pyrunc.spec import RLIMITS
-
-        for rl in self.cfg.process.get("rlimits") or []:
-            try:
-                resource.setrlimit(RLIMITS[rl["type"]], (_rlim(rl["soft"]), _rlim(rl["hard"])))
-            except (ValueError, OSError) as exc:
-                raise SpecError(f"process.rlimits: setting {rl['type']} to "
-                                f"{rl['soft']}/{rl['hard']}: {exc}") from exc
-
-    def step_user(self) -> None:
-        from pyrunc import caps
-
-        user = self.cfg.process.get("user", {})
-        uid, gid = user.get("uid", 0), user.get("gid", 0)
-        if not self.cfg.ns.userns or _setgroups_allowed():
-            os.setgroups(user.get("additionalGids", []))
-        os.setresgid(gid, gid, gid)
-        caps.keep_caps()
-        os.setresuid(uid, uid, uid)
-        os.umask(user.get("umask", 0o022))
-        self.env = _environ(self.cfg.process.get("env", []) + self.cfg.extra_env, uid)
-
-    def step_cwd(self) -> None:
-        cwd = self.cfg.process.get("cwd", "/")
-        try:
-            os.chdir(cwd)
-        except OSError as exc:
-            raise SpecError(f"process.cwd: chdir to {cwd}: {exc.strerror}") from exc
-
-    def step_executable(self) -> None:
-        self.argv0 = find_executable(self.cfg.process["args"][0], self.env)
-
-    def step_capabilities(self) -> None:
-        from pyrunc import caps
-
-        caps.apply(self.cfg.cap_plan)
-
-    def step_no_new_privs(self) -> None:
-        if self.cfg.process.get("noNewPrivileges"):
-            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-
-    def step_procattrs(self) -> None:
-        try:  # TEMP until lsm/procattrs land
-            from pyrunc import lsm, procattrs
-        except ImportError:
-            return
-        procattrs.apply(self.cfg.process, self.cfg.linux)
-        lsm.apply_exec_label(self.cfg.process)
-
-    def step_seccomp(self) -> None:
-        if self.seccomp_filter is not None:
-            from pyrunc import seccomp
-
-            notify_fd = seccomp.load(self.seccomp_filter)
-            if notify_fd is not None:
-                send(self.sock, {"seccomp_fd": True})
-                socket.send_fds(self.sock, [b"seccomp"], [notify_fd])
-                os.close(notify_fd)
-
     def step_ready(self) -> None:
-        keep = 3 + self.cfg.preserve_fds
-        for fd in range(3, keep):
-            try:
-                os.set_inheritable(fd, True)
-            except OSError:
-                pass
-        # Every other descriptor (the shim's leaked socket, podman's sync pipes...) must not reach
-        # the workload: mark them all close-on-exec in one call.
-        linux.close_range(keep, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)
+        self.close_fds(3 + self.cfg.preserve_fds)
         send(self.sock, {"ready": True})
         self.sock.close()
 
@@ -296,9 +331,9 @@ class Init:
                 from pyrunc import hooks
 
                 hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", {})
-            os.execve(self.argv0, self.cfg.process["args"], _envdict(self.env))
+            os.execve(self.argv0, self.process["args"], _envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
-            os.write(2, f"pyrunc: exec {self.cfg.process['args'][0]}: {_describe(exc)}\n".encode())
+            os.write(2, f"pyrunc: exec {self.process['args'][0]}: {_describe(exc)}\n".encode())
         os._exit(127)
 
 

@@ -29,12 +29,14 @@ _ID = re.compile(r"[A-Za-z0-9_+.-]+\Z")
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
-# status -> the verbs allowed in it (runc's rules; `delete --force` is allowed everywhere)
+# status -> the verbs allowed in it (runc's rules; `delete --force` is allowed everywhere).
+# A created container may be deleted without --force, as runc allows: containerd's createdState
+# deletes that way. A running or paused one may not (runtime.md: delete of a live container errors).
 TRANSITIONS = {
     "creating": {"delete"},
     "created": {"start", "kill", "delete", "pause", "resume", "exec", "update"},
-    "running": {"kill", "pause", "exec", "update", "delete"},
-    "paused": {"resume", "kill", "delete", "update"},
+    "running": {"kill", "pause", "exec", "update"},
+    "paused": {"resume", "kill", "update"},
     "stopped": {"delete"},
 }
 

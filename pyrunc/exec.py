@@ -1,0 +1,271 @@
+"""`exec`: a new process in a running container's namespaces, cgroup, limits and seccomp filter.
+
+    parent (pyrunc exec)                          child (becomes the new process)
+    setns(pid ns of the init) for children
+    fork() -------------------------------------> born in the container's pid namespace
+    setns back; cgroups.apply(pid)                recv "go"
+    send "go" ---------------------------------->
+                                                  setns user, ipc, uts, net, cgroup, time, mnt
+                                                  console; rlimits; user; cwd; caps; nnp; seccomp
+                                                  execve  (the CLOEXEC sync socket closes)
+    EOF = exec'd: pid file; wait (foreground)     or {"error", "step"} and _exit(1)
+
+The parent learns that execve succeeded from the sync socket closing (it is close-on-exec), so an
+exec that fails is reported by `pyrunc exec` itself, as runc does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from pyrunc import container, linux, namespaces, process, spec
+from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
+
+JOIN = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"]
+
+
+@dataclass
+class ExecOptions:
+    detach: bool = False
+    pid_file: str | None = None
+    console_socket: str | None = None
+    preserve_fds: int = 0
+    ignore_paused: bool = False
+    cgroup: list[str] | None = None
+
+
+def _caps_with(base: dict[str, list[str]] | None, extra: list[str]) -> dict[str, list[str]] | None:
+    if not extra:
+        return base
+    out = {k: list(v) for k, v in (base or {}).items()}
+    for key in ("bounding", "effective", "permitted"):
+        out.setdefault(key, [])
+        out[key] += [c if c.startswith("CAP_") else "CAP_" + c.upper() for c in extra]
+    return out
+
+
+def build_process(config: dict[str, Any], flags: dict[str, Any], args: list[str]) -> dict[str, Any]:
+    """The process JSON: `--process FILE`, or the container's process with runc's overrides."""
+    if flags.get("process"):
+        p = spec.load_json(flags["process"])
+        if not isinstance(p, dict):
+            raise SpecError(f"{flags['process']}: a process must be a JSON object")
+    else:
+        base = config.get("process", {})
+        if not args:
+            raise PyruncError("exec: missing command (or --process FILE)")
+        p = {k: v for k, v in base.items() if k not in ("args", "terminal", "consoleSize")}
+        p["args"] = args
+        p["env"] = list(base.get("env", [])) + list(flags.get("env", []))
+        if flags.get("cwd"):
+            p["cwd"] = flags["cwd"]
+        p["terminal"] = bool(flags.get("tty"))
+    _user_flags(p, flags)
+    if flags.get("no-new-privs"):
+        p["noNewPrivileges"] = True
+    if flags.get("apparmor"):
+        p["apparmorProfile"] = flags["apparmor"]
+    if flags.get("process-label"):
+        p["selinuxLabel"] = flags["process-label"]
+    p["capabilities"] = _caps_with(p.get("capabilities"), flags.get("cap", []))
+    if p["capabilities"] is None:
+        del p["capabilities"]
+    return p  # type: ignore[no-any-return]
+
+
+def _user_flags(p: dict[str, Any], flags: dict[str, Any]) -> None:
+    user = dict(p.get("user", {}))
+    if flags.get("user"):
+        uid, _, gid = flags["user"].partition(":")
+        try:
+            user["uid"] = int(uid)
+            if gid:
+                user["gid"] = int(gid)
+        except ValueError as exc:
+            raise PyruncError(f"--user {flags['user']}: must be UID[:GID], numeric") from exc
+    if flags.get("additional-gids"):
+        try:
+            user["additionalGids"] = [int(g) for g in flags["additional-gids"]]
+        except ValueError as exc:
+            raise PyruncError("--additional-gids: must be numeric") from exc
+    p["user"] = user
+
+
+def exec_from_cli(root: str, cid: str, flags: dict[str, Any], args: list[str],
+                  g: dict[str, Any]) -> int:
+    c = container.load(root, cid)
+    proc = build_process(c.config, flags, args)
+    try:
+        preserve = int(flags.get("preserve-fds", 0))
+    except ValueError as exc:
+        raise PyruncError("--preserve-fds: not a number") from exc
+    opts = ExecOptions(detach=bool(flags.get("detach")), pid_file=flags.get("pid-file"),
+                       console_socket=flags.get("console-socket"), preserve_fds=preserve,
+                       ignore_paused=bool(flags.get("ignore-paused")), cgroup=flags.get("cgroup"))
+    return exec_process(c, proc, opts)
+
+
+class ExecChild(process.Setup):
+    STEPS = ("signals", "go", "security_prepare", "namespaces", "console", "rlimits", "user",
+             "cwd", "executable", "capabilities", "no_new_privs", "procattrs", "seccomp")
+
+    def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
+                 sock: socket.socket, ns_fds: dict[str, int], console_fd: int, keep: int) -> None:
+        super().__init__(proc, linux_cfg, userns, cap_plan, [], sock, [])
+        self.ns_fds = ns_fds
+        self.console_fd = console_fd
+        self.keep = keep
+
+    def step_go(self) -> None:
+        process.recv(self.sock, "cgroup")
+
+    def step_namespaces(self) -> None:
+        for t in JOIN:
+            if t in self.ns_fds:
+                try:
+                    linux.setns(self.ns_fds[t], namespaces.CLONE_FLAGS[t])
+                except OSError as exc:
+                    raise PyruncError(f"joining the container's {t} namespace: {exc.strerror}") from exc
+                os.close(self.ns_fds.pop(t))
+
+    def step_console(self) -> None:
+        if self.process.get("terminal"):
+            from pyrunc import console
+
+            console.setup_init(self.console_fd, self.process.get("consoleSize"), bind_console=False)
+
+    def run(self) -> None:
+        self.run_steps()
+        self.step = "exec"
+        try:
+            self.close_fds(self.keep)
+            os.execve(self.argv0, self.process["args"], process._envdict(self.env))
+        except BaseException as exc:  # noqa: BLE001
+            process._child_fail(self.sock, "exec", exc)
+        os._exit(127)
+
+
+def _ns_fds(pid: int) -> dict[str, int]:
+    """The init's namespaces that differ from ours (joining one's own user ns is an error)."""
+    fds = {}
+    for t in [*JOIN, "pid"]:
+        name = namespaces.PROC_NAMES[t]
+        try:
+            if os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+            fds[t] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+    return fds
+
+
+def _check(c: container.Container, opts: ExecOptions) -> str:
+    status = c.status()
+    if status == "stopped":
+        raise InvalidState("cannot exec in a stopped container")
+    if status == "paused" and not opts.ignore_paused:
+        raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)")
+    return status
+
+
+def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions) -> int:
+    from pyrunc.create import check_security
+
+    _check(c, opts)
+    spec.check_process(proc, "process")
+    cap_plan = check_security({**c.config, "process": proc})
+    own_tty, console_fd = _console(proc, opts)
+    ns_fds = _ns_fds(c.pid)
+    try:
+        pid = _spawn(c, proc, cap_plan, ns_fds, console_fd, opts)
+    finally:
+        for fd in ns_fds.values():
+            os.close(fd)
+        if console_fd >= 0:
+            os.close(console_fd)
+    if opts.pid_file:
+        from pyrunc.create import write_pid_file
+
+        write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    from pyrunc import run
+
+    master = run._recv_master(own_tty) if own_tty is not None else -1
+    return run._wait(pid, master)
+
+
+def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[socket.socket | None, int]:
+    if not proc.get("terminal"):
+        return None, -1
+    if opts.console_socket:
+        from pyrunc import console
+
+        return None, console.connect(opts.console_socket)
+    if opts.detach:
+        from pyrunc.errors import ConsoleError
+
+        raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
+    from pyrunc import run
+
+    return run._console_pair()
+
+
+def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: dict[str, int],
+           console_fd: int, opts: ExecOptions) -> int:
+    psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pidns = ns_fds.pop("pid", -1)
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pidns >= 0 else -1
+    try:
+        if pidns >= 0:
+            linux.setns(pidns, linux.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            psock.close()
+            ExecChild(proc, c.config.get("linux", {}), "user" in ns_fds, cap_plan, csock, ns_fds,
+                      console_fd, 3 + opts.preserve_fds).run()
+            os._exit(1)
+    finally:
+        if pidns >= 0:
+            linux.setns(own, linux.CLONE_NEWPID)
+            os.close(own)
+            os.close(pidns)
+    csock.close()
+    try:
+        _join_cgroup(c, pid, opts.cgroup)
+        process.send(psock, {"go": True})
+        _await_exec(psock)
+    except BaseException:
+        process._kill(pid)
+        raise
+    finally:
+        psock.close()
+    return pid
+
+
+def _join_cgroup(c: container.Container, pid: int, sub: list[str] | None) -> None:
+    if not c.data.get("cgroup"):
+        return
+    mgr = c.cgroup()
+    mgr.apply(pid)
+    for item in sub or []:
+        ctrl, _, path = item.rpartition(":")
+        for key, base in mgr.paths().items():
+            if not ctrl or ctrl == key:
+                with open(os.path.join(base, path.lstrip("/"), "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+
+
+def _await_exec(sock: socket.socket) -> None:
+    """EOF means the child's execve closed the socket: the process runs."""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        msg = json.loads(data)
+        if "error" in msg:
+            raise InitError(msg.get("step", "exec"), msg["error"], what="exec")

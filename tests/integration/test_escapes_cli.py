@@ -1,0 +1,80 @@
+"""Issue 4's escapes through the real CLI. CVE-2019-5736 for a Python runtime: the container's
+binary is a script `#!/proc/self/exe`, so the init's execve runs the host's interpreter inside the
+container; that process then tries to get the interpreter file opened for writing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess  # noqa: TID251 - tests may pay for it
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.requires("root", "busybox")
+
+HOSTILE = """#!/proc/self/exe
+import os
+res = {"exe": os.readlink("/proc/self/exe")}
+for path in ["/proc/self/exe", "/proc/1/exe"] + [
+        "/proc/self/map_files/" + n for n in sorted(os.listdir("/proc/self/map_files"))]:
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        res[path] = 0
+    except OSError as exc:
+        res[path] = exc.errno
+print("RESULT " + repr(res), flush=True)
+# The real attack: keep a handle, let the interpreter stop running, then reopen it for writing
+# (`true >>` opens and writes nothing).
+fd = os.open("/proc/self/exe", os.O_PATH)
+os.set_inheritable(fd, True)
+os.execv("/bin/sh", ["sh", "-c", "true >> /proc/self/fd/%d; echo REOPEN rc=$?" % fd])
+"""
+
+
+def host_interpreter() -> str:
+    return os.path.realpath("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else ""
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def add_interpreter_deps(rootfs: Path, interp: str) -> None:
+    """Copies (never bind mounts) of what the host interpreter needs to start in the container:
+    its shared libraries and the `encodings` package; the rest of its startup is frozen."""
+    ldd = subprocess.run(["ldd", interp], capture_output=True, text=True, check=True).stdout
+    for lib in re.findall(r"(/\S+) \(0x", ldd):
+        dest = rootfs / lib.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), dest)
+    ver = subprocess.run([interp, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    src = Path(f"/usr/lib/python{ver}/encodings")
+    shutil.copytree(src, rootfs / f"usr/lib/python{ver}/encodings", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+
+
+@pytest.mark.skipif(not host_interpreter(), reason="needs /usr/bin/python3")
+def test_hostile_proc_self_exe_shebang(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
+    interp = host_interpreter()
+    before = sha256(interp)
+    b = make_bundle("/hostile")
+    add_interpreter_deps(b.rootfs, interp)
+    (b.rootfs / "hostile").write_text(HOSTILE)
+    (b.rootfs / "hostile").chmod(0o755)
+    r = runtime.run("run", "-b", str(b.path), cid)
+    line = next((ln for ln in r.out.splitlines() if ln.startswith("RESULT ")), None)
+    assert line is not None, f"the hostile script did not run: rc={r.rc} {r.err}{r.out}"
+    import ast
+
+    res = ast.literal_eval(line[len("RESULT "):])
+    opened = [p for p, e in res.items() if p != "exe" and e == 0]
+    assert opened == [], f"opened for writing: {opened}"
+    assert "REOPEN rc=1" in r.out, r.out + r.err
+    assert sha256(interp) == before
+    print(json.dumps(res, indent=1))
