@@ -14,7 +14,7 @@ granted, and runc does the same. An unknown name (`CAP_TEST`) is an error, as ru
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 
 from pyrunc import linux, log
 from pyrunc.errors import CapabilityError

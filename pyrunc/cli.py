@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 from typing import Any
 
 from pyrunc import log

@@ -8,7 +8,7 @@ LSM, process attributes). After that, each thing made is undone if a later step 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 from typing import Any
 
 from pyrunc import log, namespaces, process, rootfs, spec, state
@@ -32,17 +32,13 @@ class CreateOptions:
 
 def check_security(config: dict[str, Any]) -> Any:
     """The checks of the security mechanisms that need no privileges; returns the caps plan."""
-    from pyrunc import caps, seccomp
+    from pyrunc import caps, lsm, procattrs, seccomp
 
     proc = config["process"]
     linux_cfg = config.get("linux", {})
     seccomp.validate(linux_cfg.get("seccomp"))
-    try:  # TEMP until lsm/procattrs land
-        from pyrunc import lsm, procattrs
-        lsm.check(proc, linux_cfg)
-        procattrs.check(proc, linux_cfg)
-    except ImportError:
-        pass
+    lsm.check(proc, linux_cfg)
+    procattrs.check(proc, linux_cfg)
     return caps.plan(proc.get("capabilities"))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
+from pyrunc.records import dataclass
 from typing import Any
 
 from pyrunc import container, linux, namespaces, process, spec
@@ -110,8 +110,10 @@ def exec_from_cli(root: str, cid: str, flags: dict[str, Any], args: list[str],
 
 
 class ExecChild(process.Setup):
-    STEPS = ("signals", "go", "security_prepare", "namespaces", "console", "rlimits", "user",
-             "cwd", "executable", "capabilities", "no_new_privs", "procattrs", "seccomp")
+    STEPS = ("signals", "go", "security_prepare", "namespaces", "console", "rlimits", "procattrs",
+             "seccomp_early", "user", "cwd", "executable", "capabilities", "no_new_privs",
+             "seccomp_late")
+    exec_process = True
 
     def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
                  sock: socket.socket, ns_fds: dict[str, int], console_fd: int, keep: int) -> None:
@@ -121,7 +123,10 @@ class ExecChild(process.Setup):
         self.keep = keep
 
     def step_go(self) -> None:
+        from pyrunc import procattrs
+
         process.recv(self.sock, "cgroup")
+        procattrs.initial_affinity(self.process, exec_process=True)
 
     def step_namespaces(self) -> None:
         for t in JOIN:

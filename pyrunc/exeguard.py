@@ -114,8 +114,10 @@ def _is_ro_mount(path: str) -> bool:
 
 def _bind_read_only(source: str) -> None:
     try:
-        while _is_ro_mount(TARGET) or _is_mountpoint(TARGET):
-            linux.umount2(TARGET, linux.MNT_DETACH)  # a stale interpreter, or a half-made mount
+        for _ in range(16):  # stacked mounts: a stale interpreter, or a half-made mount
+            if not _is_mountpoint(TARGET):
+                break
+            linux.umount2(TARGET, linux.MNT_DETACH)
         # The placeholder is not executable, so bin/pyrunc never execs it before the mount lands.
         os.close(os.open(TARGET, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         linux.mount(source, TARGET, None, linux.MS_BIND)
@@ -128,8 +130,11 @@ def _bind_read_only(source: str) -> None:
 
 
 def _is_mountpoint(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
+    """A file bind mount from another filesystem (mountinfo would also list shadowed mounts)."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
 
 
 def _write_record(source: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
+
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -26,7 +26,7 @@ _NR_GENERIC = {"pivot_root": 41, "setns": 268, "unshare": 97, "capget": 90, "cap
 _NR_COMMON = {"pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429, "fsopen": 430,
               "fsconfig": 431, "fsmount": 432, "pidfd_open": 434, "close_range": 436, "openat2": 437,
               "mount_setattr": 442}
-NR = {**(_NR_X86_64 if platform.machine() == "x86_64" else _NR_GENERIC), **_NR_COMMON}
+NR = {**(_NR_X86_64 if os.uname().machine == "x86_64" else _NR_GENERIC), **_NR_COMMON}
 
 # --- constants ------------------------------------------------------------------------------------
 MS_RDONLY = 1

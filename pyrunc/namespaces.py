@@ -10,7 +10,7 @@ Ordering constraints (config-linux.md and the kernel):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 from typing import Any
 
 from pyrunc import linux

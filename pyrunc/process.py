@@ -33,7 +33,7 @@ import signal
 import socket
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 from typing import Any
 
 from pyrunc import linux, namespaces, rootfs
@@ -152,11 +152,7 @@ class Setup:
             self.seccomp_filter = seccomp.prepare(seccomp_cfg)
         import resource  # noqa: F401
 
-        from pyrunc import caps, console, hooks  # noqa: F401
-        try:  # TEMP until lsm/procattrs land
-            from pyrunc import lsm, procattrs  # noqa: F401
-        except ImportError:
-            pass
+        from pyrunc import caps, console, hooks, lsm, procattrs  # noqa: F401
 
     def step_rlimits(self) -> None:
         import resource
@@ -208,13 +204,25 @@ class Setup:
         if self.process.get("noNewPrivileges"):
             linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
 
+    exec_process = False  # execCPUAffinity applies to exec'd processes only
+
     def step_procattrs(self) -> None:
-        try:  # TEMP until lsm/procattrs land
-            from pyrunc import lsm, procattrs
-        except ImportError:
-            return
-        procattrs.apply(self.process, self.linux_cfg)
+        # Before the uid change and the cap drop: real-time scheduling, negative nice and
+        # real-time I/O priority need CAP_SYS_NICE.
+        from pyrunc import lsm, procattrs
+
+        procattrs.apply(self.process, self.linux_cfg, exec_process=self.exec_process)
         lsm.apply_exec_label(self.process)
+
+    def step_seccomp_early(self) -> None:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps
+        # drop, as runc does (and accept that the remaining steps run under it).
+        if not self.process.get("noNewPrivileges"):
+            self.step_seccomp()
+
+    def step_seccomp_late(self) -> None:
+        if self.process.get("noNewPrivileges"):
+            self.step_seccomp()
 
     def step_seccomp(self) -> None:
         if self.seccomp_filter is not None:
@@ -242,8 +250,8 @@ class Init(Setup):
     """The container init between fork and execve; each step is a short method, run in order."""
 
     STEPS = ("signals", "namespaces", "security_prepare", "rootfs", "sysctl", "pivot_root",
-             "console", "paths", "hostname", "rlimits", "user", "cwd", "executable",
-             "capabilities", "no_new_privs", "procattrs", "seccomp", "ready")
+             "console", "paths", "hostname", "rlimits", "procattrs", "seccomp_early", "user",
+             "cwd", "executable", "capabilities", "no_new_privs", "seccomp_late", "ready")
 
     def __init__(self, cfg: InitConfig, sock: socket.socket) -> None:
         super().__init__(cfg.process, cfg.linux, cfg.ns.userns, cfg.cap_plan, cfg.extra_env, sock,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 from typing import Any
 
 from pyrunc import linux

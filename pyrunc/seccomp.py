@@ -19,7 +19,7 @@ kills their syscalls (SCMP_FLTATR_ACT_BADARCH), which is the safe side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pyrunc.records import dataclass
 from typing import Any
 
 from pyrunc.errors import SeccompError

@@ -13,7 +13,7 @@ Later rules win, as with v1's devices.allow/devices.deny written in order.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from pyrunc.records import dataclass
 from typing import Any
 
 from pyrunc.errors import SpecError

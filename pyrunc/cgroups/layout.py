@@ -14,7 +14,7 @@ The facts come from /proc/self/mountinfo and /proc/self/cgroup, parsed once per 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from pyrunc.records import dataclass, field
 
 from pyrunc.errors import CgroupError
 

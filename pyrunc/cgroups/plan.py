@@ -8,7 +8,7 @@ weight -> io.weight, memory+swap -> memory.swap.max).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pyrunc.records import dataclass
 from typing import Any
 
 from pyrunc.errors import CgroupError, SpecError
