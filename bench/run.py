@@ -25,14 +25,14 @@ How each figure is taken:
 
 from __future__ import annotations
 
-import argparse  # noqa: TID251 (a benchmark driver, not pyrunc's hot path)
+import argparse
 import ctypes
 import json
 import os
 import shutil
 import signal
 import statistics
-import subprocess  # noqa: TID251 (a benchmark driver, not pyrunc's hot path)
+import subprocess
 import sys
 import tempfile
 import time
@@ -246,7 +246,8 @@ def one_round(runtimes: list[Runtime], bundle: Path, work: Path, keep: bool) -> 
             try:
                 step(rt, bundle, work)
             except (Failed, OSError, ValueError) as exc:
-                rt.errors.append(str(exc))
+                if keep:
+                    rt.errors.append(str(exc))
             if not keep:  # a warm-up round: drop what it measured
                 for k, v in rt.metrics.items():
                     del v[saved.get(k, 0):]

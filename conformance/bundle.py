@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import subprocess  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import subprocess
 from pathlib import Path
 from typing import Any
 

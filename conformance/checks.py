@@ -7,12 +7,12 @@ observes from outside (state, pid file, exit status) or from inside (busybox pri
 
 from __future__ import annotations
 
-import argparse  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import argparse
 import json
 import os
 import re
 import shutil
-import subprocess  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import subprocess
 import sys
 import tempfile
 import time

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path

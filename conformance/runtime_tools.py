@@ -13,11 +13,11 @@ a run exits 1 when that runtime regresses against it.
 
 from __future__ import annotations
 
-import argparse  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import argparse
 import json
 import os
 import signal
-import subprocess  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,7 +126,7 @@ def regressions(results: report.Results, expected: dict[str, Any]) -> tuple[list
             if not outcome.clean:
                 bad.append(f"{test}: expected to pass, now {outcome.status} "
                            f"({'; '.join(outcome.detail[:3])})")
-        elif outcome.clean:
+        elif outcome.clean and not entry.get("flaky"):
             fixed.append(f"{test}: now passes; drop it from the expected file ({entry.get('kind')})")
         else:
             bad += [f"{test}: new failure: {d}" for d in _unexpected_failures(outcome, entry)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess  # noqa: TID251 (a test driver, not pyrunc's hot path)
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pyrunc.records import dataclass, field
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import log
 from pyrunc.errors import PyruncError

@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import termios
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import linux
 from pyrunc.errors import ConsoleError

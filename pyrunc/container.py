@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import state
 from pyrunc.errors import ContainerNotFound

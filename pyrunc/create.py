@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pyrunc.records import dataclass, field
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import log, namespaces, process, rootfs, spec, state
 from pyrunc.container import Container, proc_stat
@@ -79,6 +79,7 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
         c = Container(root, cid, _initial_data(cid, bundle, config, mgr))
         cfg = _init_config(c, config, ops, cap_plan, opts, made)
         cfg.close_in_child = [lock_fd] if lock_fd is not None else []
+        cfg.cgroup_dirs = list(mgr.paths().values())
         pid = process.spawn(cfg, lambda p: _on_forked(mgr, config, p))
         made.pid = pid
         st = proc_stat(pid)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, TextIO
 
+from pyrunc._typing import Any, TextIO
 from pyrunc.errors import ContainerNotFound, InvalidState, SpecError
 
 _OOM_POLL = 0.2
@@ -57,16 +57,23 @@ def events(root: str, cid: str, *, stats: bool, interval: float, out: TextIO) ->
     ooms = manager.oom_count()
     next_stats = time.monotonic()
     while True:
-        try:
-            if Container.load(root, cid).status() == "stopped":
-                return 0
-        except ContainerNotFound:
-            return 0
-        if time.monotonic() >= next_stats:
-            _emit(out, "stats", cid, manager.stats())
-            next_stats += interval
+        # OOM first: the kill that stops the container must still be reported.
         count = manager.oom_count()
         if count > ooms:
             _emit(out, "oom", cid)
         ooms = max(ooms, count)
+        if not _running(root, cid):
+            return 0
+        if time.monotonic() >= next_stats:
+            _emit(out, "stats", cid, manager.stats())
+            next_stats += interval
         time.sleep(max(0.0, min(_OOM_POLL, next_stats - time.monotonic())))
+
+
+def _running(root: str, cid: str) -> bool:
+    from pyrunc.container import Container
+
+    try:
+        return Container.load(root, cid).status() != "stopped"
+    except ContainerNotFound:
+        return False

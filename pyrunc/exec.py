@@ -20,7 +20,7 @@ import json
 import os
 import socket
 from pyrunc.records import dataclass
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import container, linux, namespaces, process, spec
 from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError

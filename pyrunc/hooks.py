@@ -13,7 +13,7 @@ import json
 import os
 import select
 import signal
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc.errors import HookError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pyrunc.records import dataclass, field
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import linux
 from pyrunc.errors import NamespaceError

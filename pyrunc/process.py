@@ -5,17 +5,16 @@
     cgroups.create(); mkfifo exec.fifo
     unshare(NEWPID|NEWTIME) / setns(pid path)
     fork() --------------------------------------> born in the new pid namespace
-    setns back to its own pid/time ns              recv "go"
-    cgroups.apply(pid); oom_score_adj
-    send "go" ----------------------------------->
-                                                   join/unshare namespaces; mounts; /dev
+    setns back to its own pid/time ns              join/unshare namespaces (a cgroup namespace
+    cgroups.apply(pid); oom_score_adj                waits for "joined" first); mounts; /dev
+    send "joined" ------------------------------->
                                  <---------------- "hooks"  (only when prestart/createRuntime exist)
     run prestart + createRuntime hooks
     send "go" ----------------------------------->
                                                    createContainer hooks; sysctl; pivot_root;
                                                    console; masked/read-only paths; hostname;
-                                                   rlimits; user; caps; no_new_privs; seccomp
-                                 <---------------- "ready"
+                                                   rlimits; procattrs; user; caps; nnp; seccomp
+                                 <---------------- "ready"  (after "joined" arrived)
     pid file, state.json; exit                     read(exec.fifo)  (blocks until `start` writes)
                                                    startContainer hooks; execve(process.args)
 
@@ -34,7 +33,7 @@ import socket
 import stat
 from collections.abc import Callable
 from pyrunc.records import dataclass, field
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import linux, namespaces, rootfs
 from pyrunc.errors import InitError, PyruncError, SpecError
@@ -56,6 +55,7 @@ class InitConfig:
     extra_env: list[str] = field(default_factory=list)
     cap_plan: Any = None
     close_in_child: list[int] = field(default_factory=list)  # the state lock, above all
+    cgroup_dirs: list[str] = field(default_factory=list)  # where the parent is putting the init
     run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
     state_for_hooks: Callable[[str, int], dict[str, Any]] | None = None
 
@@ -258,15 +258,31 @@ class Init(Setup):
                          cfg.close_in_child)
         self.cfg = cfg
         self.devnull_fd = -1
+        self.joined = cfg.ns.userns
 
     def run(self) -> None:
         self.run_steps()
         self.wait_and_exec()
 
+    def expect(self, key: str, step: str) -> dict[str, Any]:
+        """The next message carrying `key`; the parent's "joined" may arrive in between."""
+        while True:
+            msg = recv(self.sock, step)
+            if msg.get("joined"):
+                self.joined = True
+            if key in msg:
+                return msg
+
+    def await_joined(self) -> None:
+        if not self.joined:
+            self.expect("joined", "cgroup")
+
     def step_namespaces(self) -> None:
         ns = self.cfg.ns
-        if not ns.userns:
-            recv(self.sock, "namespaces")  # the parent has put us in our cgroup
+        self.joined = ns.userns  # with a user namespace, the first child joined before forking us
+        if "cgroup" in ns.new or "cgroup" in ns.join:
+            # The cgroup namespace's root is the cgroup we are in when it is made.
+            self.await_joined()
         namespaces.join_all(ns, ["ipc", "uts", "network", "cgroup", "mount"])
         # A mount namespace of our own is not optional: the mounts below must not reach the host.
         own_mnt = 0 if "mount" in ns.join else linux.CLONE_NEWNS
@@ -275,7 +291,7 @@ class Init(Setup):
 
     def step_rootfs(self) -> None:
         ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
-               "cgroup_paths": rootfs.own_cgroup_paths()}
+               "cgroup_paths": rootfs.own_cgroup_paths(), "cgroup_dirs": self.cfg.cgroup_dirs}
         self.devnull_fd = rootfs.open_devnull()
         rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
                        before_pivot=self._before_pivot)
@@ -283,7 +299,7 @@ class Init(Setup):
     def _before_pivot(self) -> None:
         if self.cfg.hooks("prestart") or self.cfg.hooks("createRuntime"):
             send(self.sock, {"hooks": True})
-            recv(self.sock, "createRuntime hooks")
+            self.expect("go", "createRuntime hooks")
         if self.cfg.hooks("createContainer"):
             from pyrunc import hooks
 
@@ -327,6 +343,7 @@ class Init(Setup):
             linux.setdomainname(self.cfg.config["domainname"])
 
     def step_ready(self) -> None:
+        self.await_joined()
         self.close_fds(3 + self.cfg.preserve_fds)
         send(self.sock, {"ready": True})
         self.sock.close()
@@ -460,8 +477,11 @@ def _spawn_direct(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
     _restore(restore)
     csock.close()
     try:
+        # The init sets itself up meanwhile: the first cgroup join can wait 7-20 ms for an RCU
+        # grace period, and the init needs to be in its cgroup only before a cgroup namespace
+        # is made and before it reports ready.
         on_forked(pid)
-        send(psock, {"go": True})
+        send(psock, {"joined": True})
         _drive(cfg, psock, pid)
     except BaseException:
         _kill(pid)

@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Callable
 from pyrunc.records import dataclass, field
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc import linux
 from pyrunc.errors import MountError, SpecError
@@ -342,13 +342,18 @@ def _mount_hierarchy(fd: int, mnt: str, sub: str, fstype: str, sopts: str, flags
     if ctx.get("cgroupns"):
         _mount(fstype, fd, fstype, flags, ",".join(opts) if fstype == "cgroup" else None, sub)
         return
-    # No cgroup namespace: bind the container's own cgroup directory of this hierarchy.
-    ctrls = {o for o in opts if o not in _NOT_CONTROLLERS}
-    own = "/"
-    for key, path in ctx.get("cgroup_paths", {}).items():
-        if (fstype == "cgroup2" and key == "") or (key and set(key.split(",")) == ctrls):
-            own = path
-    _mount(mnt + own, fd, None, L.MS_BIND | L.MS_REC, None, sub)
+    # No cgroup namespace: bind the container's own cgroup directory of this hierarchy: the one
+    # the parent is putting us in (it may not have finished: the join overlaps our setup), or,
+    # for a hierarchy it does not manage, the one we inherited.
+    src = next((d for d in ctx.get("cgroup_dirs", []) if d == mnt or d.startswith(mnt + "/")), None)
+    if src is None:
+        ctrls = {o for o in opts if o not in _NOT_CONTROLLERS}
+        own = "/"
+        for key, path in ctx.get("cgroup_paths", {}).items():
+            if (fstype == "cgroup2" and key == "") or (key and set(key.split(",")) == ctrls):
+                own = path
+        src = mnt + own
+    _mount(src, fd, None, L.MS_BIND | L.MS_REC, None, sub)
 
 
 def own_cgroup_paths() -> dict[str, str]:

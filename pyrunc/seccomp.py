@@ -20,7 +20,7 @@ kills their syscalls (SCMP_FLTATR_ACT_BADARCH), which is the safe side.
 from __future__ import annotations
 
 from pyrunc.records import dataclass
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc.errors import SeccompError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc.errors import SpecError
 from pyrunc.features import OCI_VERSION_MAX

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pyrunc._typing import Any
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidIdError, InvalidState, StateError
 

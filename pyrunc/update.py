@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, TextIO
 
+from pyrunc._typing import Any, TextIO
 from pyrunc.errors import InvalidState, SpecError
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?\Z", re.IGNORECASE)

@@ -11,8 +11,8 @@ the v2 eBPF program), bpf (the bpf(2) calls), manager (the executor), stats (eve
 from __future__ import annotations
 
 import os
-from typing import Any
 
+from pyrunc._typing import Any
 from pyrunc.cgroups import devices, plan
 from pyrunc.cgroups.layout import Layout, detect
 from pyrunc.cgroups.manager import Manager

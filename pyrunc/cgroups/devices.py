@@ -12,11 +12,9 @@ Later rules win, as with v1's devices.allow/devices.deny written in order.
 
 from __future__ import annotations
 
-import struct
-from pyrunc.records import dataclass
-from typing import Any
-
+from pyrunc._typing import Any
 from pyrunc.errors import SpecError
+from pyrunc.records import dataclass
 
 WILDCARD = -1
 Insn = tuple[int, int, int, "int | None", int]  # code, dst, src, off (None: to next), imm
@@ -169,6 +167,8 @@ def program(rule_list: list[Rule]) -> list[Insn]:
 
 def encode(insns: list[Insn]) -> bytes:
     """struct bpf_insn { u8 code; u8 dst:4, src:4; s16 off; s32 imm; } in host (x86) order."""
+    import struct  # only when a v2 filter is loaded
+
     return b"".join(struct.pack("<BBhi", c, (s << 4) | d, off, _s32(imm))
                     for c, d, s, off, imm in insns)
 

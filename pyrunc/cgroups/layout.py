@@ -14,9 +14,9 @@ The facts come from /proc/self/mountinfo and /proc/self/cgroup, parsed once per 
 from __future__ import annotations
 
 import os
-from pyrunc.records import dataclass, field
 
 from pyrunc.errors import CgroupError
+from pyrunc.records import dataclass, field
 
 MOUNTINFO = "/proc/self/mountinfo"
 SELF_CGROUP = "/proc/self/cgroup"

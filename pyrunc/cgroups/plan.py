@@ -8,10 +8,9 @@ weight -> io.weight, memory+swap -> memory.swap.max).
 
 from __future__ import annotations
 
-from pyrunc.records import dataclass
-from typing import Any
-
+from pyrunc._typing import Any
 from pyrunc.errors import CgroupError, SpecError
+from pyrunc.records import dataclass
 
 PREFIX = "linux.resources"
 

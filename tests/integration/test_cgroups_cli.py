@@ -40,7 +40,11 @@ def started(runtime: Runtime, make_bundle: Callable[..., Bundle],
         b.linux["cgroupsPath"] = f"/{parent}/{cid}"
         b.linux["resources"].update(resources or {})
         b.write()
-        runtime.run("create", "--bundle", str(b.path), cid, check=True, timeout=30)
+        # The init keeps create's stdio: files, not pipes, or the output never reaches EOF.
+        with open(b.path / "out", "w") as out:
+            p = subprocess.run(runtime.argv("create", "--bundle", str(b.path), cid),
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60)
+        assert p.returncode == 0, (b.path / "out").read_text()
         runtime.run("start", cid, check=True, timeout=30)
         return cid, b
 

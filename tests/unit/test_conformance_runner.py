@@ -104,9 +104,9 @@ def test_runtime_gets_a_private_root_and_leftovers_are_listed(suite_run) -> None
 
 def test_expected_file_decides_the_exit_status(suite_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     expected = tmp_path / "expected.json"
-    entries = {"hooks": {"kind": "test-bug", "reason": "r"},
-               "crash": {"kind": "defect", "reason": "r", "cases": ["never ran", "exit status"]},
-               "hang": {"kind": "defect", "reason": "r"}, "state": {"kind": "defect", "reason": "r"}}
+    entries: dict[str, dict[str, object]] = {"hooks": {"kind": "test-bug", "reason": "r"},
+        "crash": {"kind": "defect", "reason": "r", "cases": ["never ran", "exit status"]},
+        "hang": {"kind": "defect", "reason": "r"}, "state": {"kind": "defect", "reason": "r"}}
     expected.write_text(json.dumps({"runtime": "bad", "tests": entries}))
     rc, _, data = suite_run("--expected", str(expected))
     assert rc == 0
