@@ -14,10 +14,10 @@ granted, and runc does the same. An unknown name (`CAP_TEST`) is an error, as ru
 from __future__ import annotations
 
 import ctypes
-from pyrunc.records import dataclass, field
 
 from pyrunc import linux, log
 from pyrunc.errors import CapabilityError
+from pyrunc.records import dataclass, field
 
 CAPABILITIES: dict[str, int] = {name: bit for bit, name in enumerate((
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pyrunc.records import dataclass, field
-from pyrunc._typing import Any
 
 from pyrunc import log
+from pyrunc._typing import Any
 from pyrunc.errors import PyruncError
+from pyrunc.records import dataclass, field
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.3.0"

@@ -13,9 +13,9 @@ import os
 import socket
 import struct
 import termios
-from pyrunc._typing import Any
 
 from pyrunc import linux
+from pyrunc._typing import Any
 from pyrunc.errors import ConsoleError
 
 TIOCSPTLCK = 0x40045431

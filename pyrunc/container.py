@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pyrunc._typing import Any
 
 from pyrunc import state
+from pyrunc._typing import Any
 from pyrunc.errors import ContainerNotFound
 
 OCI_VERSION = "1.3.0"

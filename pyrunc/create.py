@@ -8,12 +8,12 @@ LSM, process attributes). After that, each thing made is undone if a later step 
 from __future__ import annotations
 
 import os
-from pyrunc.records import dataclass, field
-from pyrunc._typing import Any
 
 from pyrunc import log, namespaces, process, rootfs, spec, state
+from pyrunc._typing import Any
 from pyrunc.container import Container, proc_stat
 from pyrunc.errors import ConsoleError
+from pyrunc.records import dataclass, field
 
 
 @dataclass

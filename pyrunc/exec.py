@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pyrunc.records import dataclass
-from pyrunc._typing import Any
 
 from pyrunc import container, linux, namespaces, process, spec
+from pyrunc._typing import Any
 from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
+from pyrunc.records import dataclass
 
 JOIN = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+
 from pyrunc._typing import Any
 
 OCI_VERSION_MIN = "1.0.0"

@@ -13,8 +13,8 @@ import json
 import os
 import select
 import signal
-from pyrunc._typing import Any
 
+from pyrunc._typing import Any
 from pyrunc.errors import HookError
 
 

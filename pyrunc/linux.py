@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 
-
 libc = ctypes.CDLL(None, use_errno=True)
 
 # --- syscall numbers: generic table (aarch64, riscv64) and x86_64's own ---------------------------

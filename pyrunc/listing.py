@@ -47,6 +47,6 @@ def listing(root: str, fmt: str = "table", quiet: bool = False) -> str:
                str(r["owner"])] for r in rows]
     # runc's tabwriter: cells padded by 3, columns at least 12 wide
     widths = [max(12, *(len(row[i]) + 3 for row in table)) for i in range(6)]
-    lines = ["".join(cell.ljust(w) if i < 5 else cell for i, (cell, w) in enumerate(zip(row, widths)))
+    lines = ["".join(cell.ljust(w) if i < 5 else cell for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
              for row in table]
     return "\n".join(lines) + "\n"

@@ -10,11 +10,11 @@ Ordering constraints (config-linux.md and the kernel):
 from __future__ import annotations
 
 import os
-from pyrunc.records import dataclass, field
-from pyrunc._typing import Any
 
 from pyrunc import linux
+from pyrunc._typing import Any
 from pyrunc.errors import NamespaceError
+from pyrunc.records import dataclass, field
 
 CLONE_FLAGS = {
     "pid": linux.CLONE_NEWPID, "network": linux.CLONE_NEWNET, "mount": linux.CLONE_NEWNS,

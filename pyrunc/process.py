@@ -32,11 +32,13 @@ import signal
 import socket
 import stat
 from collections.abc import Callable
-from pyrunc.records import dataclass, field
-from pyrunc._typing import Any
 
 from pyrunc import linux, namespaces, rootfs
+from pyrunc._typing import Any
 from pyrunc.errors import InitError, PyruncError, SpecError
+from pyrunc.records import dataclass, field
+from pyrunc.rootfs import MountOp
+
 
 @dataclass
 class InitConfig:
@@ -47,7 +49,7 @@ class InitConfig:
     rootfs: str
     config: dict[str, Any]
     ns: namespaces.NsPlan
-    mounts: list[rootfs.MountOp]
+    mounts: list[MountOp]
     fifo_fd: int = -1
     console_fd: int = -1
     no_pivot: bool = False

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from pyrunc.records import dataclass, field
-from pyrunc._typing import Any
 
 from pyrunc import linux
+from pyrunc._typing import Any
 from pyrunc.errors import MountError, SpecError
+from pyrunc.records import dataclass, field
 
 L = linux
 # option -> (clear?, flag)

@@ -19,10 +19,9 @@ kills their syscalls (SCMP_FLTATR_ACT_BADARCH), which is the safe side.
 
 from __future__ import annotations
 
-from pyrunc.records import dataclass
 from pyrunc._typing import Any
-
 from pyrunc.errors import SeccompError
+from pyrunc.records import dataclass
 
 ACTIONS: dict[str, int] = {
     "SCMP_ACT_KILL": 0x00000000,  # KILL_THREAD, as runc maps it

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import resource
-from pyrunc._typing import Any
 
+from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 
 Config = dict[str, Any]
@@ -67,7 +67,7 @@ def _is_list_of(v: Any, t: type) -> bool:
 def check(config: Config, bundle: str) -> None:
     version = config.get("ociVersion")
     _need(isinstance(version, str), "ociVersion", "missing or not a string")
-    _need(version.startswith("1."), "ociVersion", f"unsupported version {version!r} (need 1.x)")
+    _need(str(version).startswith("1."), "ociVersion", f"unsupported version {version!r} (need 1.x)")
     root = config.get("root")
     _need(isinstance(root, dict) and isinstance(root.get("path"), str) and bool(root["path"]),
           "root.path", "missing")
@@ -75,7 +75,7 @@ def check(config: Config, bundle: str) -> None:
     _need(os.path.isdir(rootfs), "root.path", f"{rootfs}: not a directory")
     process = config.get("process")
     _need(isinstance(process, dict), "process", "missing (a container needs a process)")
-    check_process(process, "process")
+    check_process(process or {}, "process")
     check_mounts(config.get("mounts", []))
     check_linux(config.get("linux", {}))
     for key in ("hostname", "domainname"):
@@ -85,7 +85,7 @@ def check(config: Config, bundle: str) -> None:
 
 def check_process(process: dict[str, Any], field: str) -> None:
     args = process.get("args")
-    _need(_is_list_of(args, str) and len(args) > 0, f"{field}.args", "must be a non-empty list of strings")
+    _need(_is_list_of(args, str) and len(args or []) > 0, f"{field}.args", "must be a non-empty list of strings")
     cwd = process.get("cwd", "/")
     _need(isinstance(cwd, str) and cwd.startswith("/"), f"{field}.cwd", f"must be an absolute path, got {cwd!r}")
     _need(_is_list_of(process.get("env", []), str), f"{field}.env", "must be a list of strings")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from pyrunc._typing import Any
 
+from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 from pyrunc.features import OCI_VERSION_MAX
 

@@ -21,9 +21,15 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pyrunc._typing import Any
 
-from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidIdError, InvalidState, StateError
+from pyrunc._typing import Any
+from pyrunc.errors import (
+    ContainerExists,
+    ContainerNotFound,
+    InvalidIdError,
+    InvalidState,
+    StateError,
+)
 
 _ID = re.compile(r"[A-Za-z0-9_+.-]+\Z")
 STATE_FILE = "state.json"

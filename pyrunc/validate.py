@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
-from pyrunc._typing import Any
 
+from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 from pyrunc.features import CAPABILITIES
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess  # noqa: TID251 (only for its TimeoutExpired)
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,33 @@ def client_runtime(request: pytest.FixtureRequest) -> str:
     if not os.access(path, os.X_OK):
         pytest.skip(f"runtime {path} is not an executable file")
     return path
+
+
+# Runtimes under which a client command timed out: their later tests fail at once, so one
+# hang costs one timeout, not one per test.
+HUNG: dict[str, str] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    report = yield
+    runtime = _runtime_of(item)
+    if runtime and call.excinfo and call.excinfo.errisinstance(subprocess.TimeoutExpired):
+        HUNG.setdefault(runtime, f"{item.name}: {call.excinfo.value}")
+    return report
+
+
+def _runtime_of(node: pytest.Item) -> str | None:
+    callspec = getattr(node, "callspec", None)
+    return callspec.params.get("client_runtime") if callspec else None
+
+
+@pytest.fixture(autouse=True)
+def _not_hung(request: pytest.FixtureRequest) -> None:
+    runtime = _runtime_of(request.node)
+    if runtime in HUNG:
+        pytest.fail(f"{runtime} hung in an earlier test, {HUNG[runtime]}")
 
 
 @pytest.fixture

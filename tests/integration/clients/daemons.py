@@ -79,7 +79,7 @@ def _spawn(argv: Sequence[str], log: Path, env: dict[str, str] | None = None
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def quietly(argv: Sequence[str], env: dict[str, str] | None = None, timeout: float = 60) -> None:
+def quietly(argv: Sequence[str], env: dict[str, str] | None = None, timeout: float = 15) -> None:
     """Best-effort cleanup: a broken runtime may fail or hang; teardown goes on regardless."""
     with contextlib.suppress(subprocess.TimeoutExpired):
         run(argv, env=env, timeout=timeout)

@@ -1,0 +1,49 @@
+"""Static checks run as tests, so CI enforces them: ruff, mypy --strict, the import contracts,
+and the promise that nothing heavy is imported on the hot path of create/start/run/delete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_clean() -> None:
+    p = _run(str(BIN / "ruff"), "check", "pyrunc", "pyctr", "tests", "bench", "conformance")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_mypy_strict_clean() -> None:
+    p = _run(sys.executable, "-m", "mypy", "pyrunc", "pyctr")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_import_contracts_kept() -> None:
+    p = _run(str(BIN / "lint-imports"))
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+HEAVY = ["jsonschema", "pyroute2", "argparse", "logging", "subprocess", "dataclasses", "typing",
+         "asyncio", "inspect", "seccomp"]
+
+
+@pytest.mark.parametrize("verb", ["create", "start", "run", "delete", "state", "kill"])
+def test_hot_path_imports_nothing_heavy(verb: str) -> None:
+    """What `pyrunc <verb>` imports, with the interpreter started as bin/pyrunc starts it."""
+    modules = {"create": "pyrunc.create", "start": "pyrunc.start", "run": "pyrunc.run",
+               "delete": "pyrunc.delete", "state": "pyrunc.container", "kill": "pyrunc.kill"}
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import pyrunc.cli, {modules[verb]}; "
+            "print(' '.join(sorted(sys.modules)))")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                       check=True)
+    loaded = set(p.stdout.split())
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
