@@ -75,7 +75,12 @@ class InitConfig:
 
 # --- messages ----------------------------------------------------------------------------------
 def send(sock: socket.socket, msg: dict[str, Any]) -> None:
-    sock.send(json.dumps(msg).encode())
+    try:
+        sock.send(json.dumps(msg).encode())
+    except (BrokenPipeError, ConnectionResetError):
+        # The other side failed and left: its last message says why.
+        recv(sock, "sync")
+        raise
 
 
 def recv(sock: socket.socket, step: str) -> dict[str, Any]:

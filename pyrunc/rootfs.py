@@ -14,6 +14,7 @@ with move_mount, never a path the container could have replaced.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -153,9 +154,49 @@ def open_in_root(root_fd: int, path: str, flags: int = L.O_PATH) -> int:
     return L.openat2(root_fd, rel, flags, L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS)
 
 
+_MAXSYMLINKS = 40
+
+
+def resolve_in_root(root_fd: int, path: str) -> str:
+    """`path` with every existing symlink followed as if the root were `/` (securejoin's rule).
+
+    openat2(RESOLVE_IN_ROOT) does this for paths that exist; a mount destination may run through
+    a dangling symlink (`/evil -> /host/dir`), whose target must then be made inside the root.
+    Past the first missing component nothing exists, so the rest is resolved lexically.
+    """
+    todo = [p for p in path.split("/") if p and p != "."]
+    done: list[str] = []
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            pfd = open_in_root(root_fd, "/".join(done), L.O_PATH | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            done.append(name)  # lexical from here on
+            continue
+        try:
+            target = os.readlink(name, dir_fd=pfd)
+        except OSError:  # not a symlink, or missing
+            done.append(name)
+            continue
+        finally:
+            os.close(pfd)
+        links += 1
+        if links > _MAXSYMLINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        if target.startswith("/"):
+            done = []
+        todo[:0] = [p for p in target.split("/") if p and p != "."]
+    return "/" + "/".join(done)
+
+
 def mkdir_in_root(root_fd: int, path: str, mode: int = 0o755) -> int:
     """mkdir -p inside the root; returns an O_PATH fd of the directory."""
-    parts = [p for p in path.split("/") if p and p != "."]
+    parts = [p for p in resolve_in_root(root_fd, path).split("/") if p]
     fd = os.dup(root_fd)
     try:
         for i, name in enumerate(parts):
@@ -181,9 +222,10 @@ def make_target(root_fd: int, path: str, is_file: bool) -> int:
         return open_in_root(root_fd, path)
     except FileNotFoundError:
         pass
+    path = resolve_in_root(root_fd, path)
     if not is_file:
         return mkdir_in_root(root_fd, path)
-    parent, name = os.path.split(path.rstrip("/"))
+    parent, name = os.path.split(path)
     pfd = mkdir_in_root(root_fd, parent)
     try:
         try:
@@ -222,15 +264,21 @@ def _locked_flags(fd: int) -> int:
     return sum(ms for st, ms in bits.items() if f & st)
 
 
-def _bind(op: MountOp, fd: int) -> None:
+def _bind(root_fd: int, op: MountOp, fd: int) -> None:
     _mount(op.source, fd, None, op.flags & (L.MS_BIND | L.MS_REC), None, op.destination)
     extra = op.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
-    if extra:
-        flags = L.MS_BIND | L.MS_REMOUNT | extra
-        try:
-            L.mount(None, fdpath(fd), None, flags, None)
-        except PermissionError:  # locked flags of the source (user namespaces): keep them
-            _mount(None, fd, None, flags | (_locked_flags(fd) & _REMOUNT_KEEP), None, op.destination)
+    if not extra:
+        return
+    # `fd` still names the directory under the new mount; a remount needs the mount's root.
+    _reopen(root_fd, op.destination, fd)
+    flags = L.MS_BIND | L.MS_REMOUNT | extra
+    try:
+        L.mount(None, fdpath(fd), None, flags, None)
+    except PermissionError:  # locked flags of the source (user namespaces): keep them
+        _mount(None, fd, None, flags | (_locked_flags(fd) & _REMOUNT_KEEP), None, op.destination)
+    except OSError as exc:
+        raise MountError(f"remounting {op.destination} ({L.mount_flag_names(flags)}): "
+                         f"{exc.strerror}") from exc
 
 
 def _setattr(op: MountOp, fd: int) -> None:
@@ -262,7 +310,7 @@ def mount_one(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
         raise MountError(f"creating mount point {op.destination} in the rootfs: {exc.strerror}") from exc
     try:
         if op.is_bind:
-            _bind(op, fd)
+            _bind(root_fd, op, fd)
         else:
             try:
                 _mount(op.source, fd, op.fstype, op.flags & ~L.MS_REMOUNT, op.data, op.destination)
@@ -271,7 +319,8 @@ def mount_one(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
                     raise
                 # sysfs cannot be mounted without an own network namespace under a user
                 # namespace: bind the host's /sys instead, read-only as runc does.
-                _bind(MountOp("/sys", op.destination, "bind", L.MS_BIND | L.MS_REC | (op.flags & L.MS_RDONLY)), fd)
+                _bind(root_fd, MountOp("/sys", op.destination, "bind",
+                                       L.MS_BIND | L.MS_REC | (op.flags & L.MS_RDONLY)), fd)
         if op.fstype == "tmpfs" and "tmpcopyup" in op.extensions:
             _copyup(root_fd, op, fd)
         _setattr(op, _reopen(root_fd, op.destination, fd))
@@ -438,9 +487,12 @@ def prepare(config: dict[str, Any], rootfs: str, ops: list[MountOp], userns: boo
     prop = PROPAGATION.get(linux_cfg.get("rootfsPropagation", ""), L.MS_SLAVE | L.MS_REC)
     try:
         L.mount(None, "/", None, prop)
+        if prop & L.MS_SHARED:
+            # pivot_root refuses a shared new root or parent; made private *before* the bind,
+            # the bind is private too (a bind of a shared mount joins its peer group). `finish`
+            # makes / shared again after pivot_root.
+            L.mount(None, _mountpoint_of(rootfs), None, L.MS_PRIVATE)
         L.mount(rootfs, rootfs, "bind", L.MS_BIND | L.MS_REC)
-        if prop & L.MS_SHARED:  # pivot_root refuses a shared parent mount
-            L.mount(None, _mountpoint_of(os.path.dirname(rootfs)), None, L.MS_PRIVATE)
     except OSError as exc:
         raise MountError(f"preparing rootfs {rootfs}: {exc.strerror}") from exc
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -19,9 +19,9 @@ from daemons import Containerd, Dockerd, Done, Podman
 from images import TOOLS, Images, build_images
 
 REPO = Path(__file__).resolve().parents[3]
-PYRUNC = os.environ.get("PYRUNC") or str(REPO / "bin" / "pyrunc")
-# Add PYRUNC here once pyrunc's create/start/exec work under the shims.
-DEFAULT_RUNTIMES = ["/usr/sbin/runc"]
+PYRUNC = os.environ.get("PYRUNC") or str(REPO / ".venv" / "bin" / "pyrunc")
+# pyrunc, and runc beside it: every flow must pass with pyrunc where it passes with runc.
+DEFAULT_RUNTIMES = [PYRUNC, "/usr/sbin/runc"]
 
 
 def client_runtimes() -> list[str]:
