@@ -6,8 +6,9 @@ which is all a `from __future__ import annotations` module ever needs of them.
 
 MYPY = False
 if MYPY:
+    from collections.abc import Callable as Callable
+    from collections.abc import Iterator as Iterator
     from typing import Any as Any
     from typing import TextIO as TextIO
 else:
-    Any = object
-    TextIO = object
+    Any = TextIO = Callable = Iterator = object

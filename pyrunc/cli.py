@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 from pyrunc import log
-from pyrunc._typing import Any
+from pyrunc._typing import Any, Callable
 from pyrunc.errors import PyruncError
 from pyrunc.records import dataclass, field
 
@@ -203,13 +202,11 @@ def cmd_start(ctx: Ctx) -> int:
 
 
 def cmd_state(ctx: Ctx) -> int:
-    import json
-
-    from pyrunc import container
+    from pyrunc import container, jsonfast
 
     ctx.exactly(1)
     c = container.load(ctx.root, ctx.arg(0))
-    sys.stdout.write(json.dumps(c.oci_state(), indent=2) + "\n")
+    sys.stdout.write(jsonfast.dumps(c.oci_state(), indent=2) + "\n")
     return 0
 
 

@@ -8,8 +8,6 @@ for a live container, and signals go through a pidfd opened and then re-verified
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from pyrunc import state
 from pyrunc._typing import Any
@@ -78,10 +76,8 @@ class Container:
 
         return cgroups.from_state(self.data["cgroup"])
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        with state.locked(self.root, self.id):
-            yield
+    def locked(self) -> state.locked:
+        return state.locked(self.root, self.id)
 
     def save(self) -> None:
         state.write(self.root, self.id, self.data)

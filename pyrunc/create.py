@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pyrunc import log, namespaces, process, rootfs, spec, state
+from pyrunc import log, namespaces, notify, process, rootfs, spec, state
 from pyrunc._typing import Any
 from pyrunc.container import Container, proc_stat
 from pyrunc.errors import ConsoleError
@@ -61,6 +61,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
     ops = rootfs.plan(config, bundle)
     state.make_dir(root, cid)
+    if notify.wanted():
+        opts.extra_env = [*opts.extra_env, notify.prepare(state.container_dir(root, cid), ops)]
     with state.locked(root, cid) as lock_fd:
         return _create_locked(root, cid, bundle, config, ops, cap_plan, opts, lock_fd)
 

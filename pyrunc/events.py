@@ -8,10 +8,10 @@ than waited on with an eventfd, which keeps the loop single-threaded and the sam
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
+from pyrunc import jsonfast
 from pyrunc._typing import Any, TextIO
 from pyrunc.errors import ContainerNotFound, InvalidState, SpecError
 
@@ -38,7 +38,7 @@ def _emit(out: TextIO, kind: str, cid: str, data: dict[str, Any] | None = None) 
     event: dict[str, Any] = {"type": kind, "id": cid}
     if data is not None:
         event["data"] = data
-    out.write(json.dumps(event, separators=(",", ":")) + "\n")
+    out.write(jsonfast.dumps(event) + "\n")
     out.flush()
 
 

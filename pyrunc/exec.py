@@ -16,11 +16,10 @@ exec that fails is reported by `pyrunc exec` itself, as runc does.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 
-from pyrunc import container, linux, namespaces, process, spec
+from pyrunc import container, jsonfast, linux, namespaces, process, spec
 from pyrunc._typing import Any
 from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
 from pyrunc.records import dataclass
@@ -271,6 +270,6 @@ def _await_exec(sock: socket.socket) -> None:
         data = sock.recv(65536)
         if not data:
             return
-        msg = json.loads(data)
+        msg = jsonfast.loads(data)
         if "error" in msg:
             raise InitError(msg.get("step", "exec"), msg["error"], what="exec")

@@ -9,11 +9,11 @@ the create; poststart and poststop failures are logged and the rest still run (t
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 
+from pyrunc import jsonfast
 from pyrunc._typing import Any
 from pyrunc.errors import HookError
 
@@ -71,7 +71,7 @@ def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any]) -> N
         os.close(out_w)
         stdin_r = out_w = -1
         try:
-            os.write(stdin_w, json.dumps(state).encode())
+            os.write(stdin_w, jsonfast.dumps(state, compact=False).encode())
         except BrokenPipeError:
             pass
         os.close(stdin_w)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
-from pyrunc import container, state
+from pyrunc import container, jsonfast, state
 from pyrunc.errors import PyruncError
 
 
@@ -39,7 +38,7 @@ def listing(root: str, fmt: str = "table", quiet: bool = False) -> str:
     if quiet:
         return "".join(f"{r['id']}\n" for r in rows)
     if fmt == "json":
-        return (json.dumps(rows, separators=(",", ":")) if rows else "null") + "\n"
+        return (jsonfast.dumps(rows) if rows else "null") + "\n"
     if fmt != "table":
         raise PyruncError(f"invalid format option {fmt!r}")
     table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]

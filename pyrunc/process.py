@@ -26,15 +26,13 @@ and the parent reports it with the step. Children leave with os._exit only.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import stat
-from collections.abc import Callable
 
-from pyrunc import linux, namespaces, rootfs
-from pyrunc._typing import Any
+from pyrunc import jsonfast, linux, namespaces, rootfs
+from pyrunc._typing import Any, Callable
 from pyrunc.errors import InitError, PyruncError, SpecError
 from pyrunc.records import dataclass, field
 from pyrunc.rootfs import MountOp
@@ -76,7 +74,7 @@ class InitConfig:
 # --- messages ----------------------------------------------------------------------------------
 def send(sock: socket.socket, msg: dict[str, Any]) -> None:
     try:
-        sock.send(json.dumps(msg).encode())
+        sock.send(jsonfast.dumps(msg).encode())
     except (BrokenPipeError, ConnectionResetError):
         # The other side failed and left: its last message says why.
         recv(sock, "sync")
@@ -87,7 +85,7 @@ def recv(sock: socket.socket, step: str) -> dict[str, Any]:
     data = sock.recv(65536)
     if not data:
         raise InitError(step, "the other side of the sync socket went away")
-    msg: dict[str, Any] = json.loads(data)
+    msg: dict[str, Any] = jsonfast.loads(data)
     if "error" in msg:
         raise InitError(msg.get("step", step), msg["error"])
     return msg

@@ -6,8 +6,7 @@ docker top runs `ps --format json <id>` and then reads /proc itself; the table f
 
 from __future__ import annotations
 
-import json
-
+from pyrunc import jsonfast
 from pyrunc.errors import PyruncError, SpecError
 
 
@@ -22,7 +21,7 @@ def ps_pids(root: str, cid: str) -> list[int]:
 def ps(root: str, cid: str, fmt: str, ps_args: list[str]) -> str:
     pids = ps_pids(root, cid)
     if fmt == "json":
-        return json.dumps(pids) + "\n"
+        return jsonfast.dumps(pids, compact=False) + "\n"
     if fmt != "table":
         raise SpecError(f"invalid format option {fmt!r}")
     return filter_table(_run_ps(ps_args or ["-ef"]), pids)

@@ -17,10 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
 
 from pyrunc import linux
-from pyrunc._typing import Any
+from pyrunc._typing import Any, Callable
 from pyrunc.errors import MountError, SpecError
 from pyrunc.records import dataclass, field
 
@@ -135,7 +134,7 @@ def plan(config: dict[str, Any], bundle: str) -> list[MountOp]:
             op.flags |= L.MS_BIND
         source = m.get("source", "") or op.fstype
         if op.is_bind and not source.startswith("/"):
-            source = os.path.join(bundle, source)
+            source = os.path.normpath(os.path.join(bundle, source))  # filepath.Join, as runc
         op.source = source
         if not op.fstype and not op.is_bind:
             raise SpecError(f"mounts[{i}].type: missing (needed unless the mount is a bind mount)")

@@ -7,10 +7,10 @@ hot path only checks what it relies on, and names the field of every problem
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 
+from pyrunc import jsonfast
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 
@@ -29,20 +29,23 @@ RLIMITS = {
 }
 
 
-def _json_error(path: str, exc: json.JSONDecodeError) -> SpecError:
-    return SpecError(f"{path}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+def _json_error(path: str, exc: ValueError) -> SpecError:
+    msg, line, col = (getattr(exc, k, None) for k in ("msg", "lineno", "colno"))
+    if msg is None:
+        return SpecError(f"{path}: invalid JSON: {exc}")
+    return SpecError(f"{path}: invalid JSON: {msg} at line {line} column {col}")
 
 
 def load_json(path: str) -> Any:
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
+            return jsonfast.loads(f.read())
     except FileNotFoundError as exc:
         raise SpecError(f"{path}: no such file") from exc
-    except json.JSONDecodeError as exc:
-        raise _json_error(path, exc) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: {exc}") from exc
+    except ValueError as exc:  # json.JSONDecodeError
+        raise _json_error(path, exc) from exc
 
 
 def load(bundle: str) -> Config:

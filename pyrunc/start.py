@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 
-from pyrunc import container, log, state
+from pyrunc import container, log, notify, state
 from pyrunc.errors import InvalidState
 
 
@@ -28,8 +28,11 @@ def start(root: str, cid: str) -> None:
     c = container.load(root, cid)
     with c.locked():
         state.check_transition(c.status(), "start", cid)
+        ready = notify.listen(c.dir)
         release(c)
         poststart(c)
+    if ready is not None:
+        notify.wait_and_forward(ready, c.pid)
 
 
 def poststart(c: container.Container) -> None:

@@ -16,12 +16,9 @@ state.json is written to a temp file in the same directory, fsynced, then rename
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+from pyrunc import jsonfast
 from pyrunc._typing import Any
 from pyrunc.errors import (
     ContainerExists,
@@ -31,7 +28,7 @@ from pyrunc.errors import (
     StateError,
 )
 
-_ID = re.compile(r"[A-Za-z0-9_+.-]+\Z")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
@@ -47,10 +44,14 @@ TRANSITIONS = {
 }
 
 
+def _valid_chars(cid: str) -> bool:
+    return bool(cid) and all(c in _ID_CHARS for c in cid)
+
+
 def check_id(cid: str) -> None:
     if not cid:
         raise InvalidIdError("container id cannot be empty")
-    if cid in (".", "..") or not _ID.match(cid) or len(cid) > 1024:
+    if cid in (".", "..") or not _valid_chars(cid) or len(cid) > 1024:
         raise InvalidIdError(f"invalid container id {cid!r}: only [A-Za-z0-9_+.-] are allowed")
 
 
@@ -91,7 +92,7 @@ def read(root: str, cid: str) -> dict[str, Any]:
     path = os.path.join(container_dir(root, cid), STATE_FILE)
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read())
+            data = jsonfast.loads(f.read())
     except FileNotFoundError as exc:
         raise ContainerNotFound(cid) from exc
     except (ValueError, OSError) as exc:
@@ -108,7 +109,7 @@ def write(root: str, cid: str, data: dict[str, Any]) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(data, separators=(",", ":")).encode())
+            os.write(fd, jsonfast.dumps(data).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -121,36 +122,52 @@ def write(root: str, cid: str, data: dict[str, Any]) -> None:
         raise StateError(f"writing {os.path.join(d, STATE_FILE)}: {exc.strerror}") from exc
 
 
-@contextmanager
-def locked(root: str, cid: str, missing_ok: bool = False) -> Iterator[int | None]:
-    """An exclusive flock on the container's directory for the length of a verb."""
-    path = container_dir(root, cid)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError as exc:
-        if missing_ok:
-            yield None
-            return
-        raise ContainerNotFound(cid) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)
+class locked:
+    """`with locked(root, cid) as fd:` an exclusive flock on the container's directory for the
+    length of a verb (a class, not contextlib: contextlib costs 1.5 ms of every start)."""
+
+    def __init__(self, root: str, cid: str, missing_ok: bool = False) -> None:
+        self.path = container_dir(root, cid)
+        self.cid = cid
+        self.missing_ok = missing_ok
+        self.fd: int | None = None
+
+    def __enter__(self) -> int | None:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            if self.missing_ok:
+                return None
+            raise ContainerNotFound(self.cid) from exc
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(e.name for e in os.scandir(root) if e.is_dir() and _ID.match(e.name))
+        return sorted(e.name for e in os.scandir(root) if e.is_dir() and _valid_chars(e.name))
     except FileNotFoundError:
         return []
 
 
 def remove_dir(path: str) -> None:
-    """Remove a state dir (flat: state.json, fifo, temp files)."""
+    """Remove a state dir: state.json, fifo, temp files, and notify/ (the sd_notify socket)."""
     try:
         for name in os.listdir(path):
-            os.unlink(os.path.join(path, name))
+            entry = os.path.join(path, name)
+            if os.path.isdir(entry) and not os.path.islink(entry):
+                remove_dir(entry)
+            else:
+                os.unlink(entry)
         os.rmdir(path)
     except FileNotFoundError:
         pass
