@@ -31,7 +31,7 @@ import signal
 import socket
 import stat
 
-from pyrunc import jsonfast, linux, namespaces, rootfs
+from pyrunc import barrier, jsonfast, linux, namespaces, rootfs
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import InitError, PyruncError, SpecError
 from pyrunc.records import dataclass, field
@@ -254,7 +254,7 @@ class Setup:
 class Init(Setup):
     """The container init between fork and execve; each step is a short method, run in order."""
 
-    STEPS = ("signals", "namespaces", "security_prepare", "rootfs", "sysctl", "pivot_root",
+    STEPS = ("signals", "namespaces", "security_prepare", "barrier", "rootfs", "sysctl", "pivot_root",
              "console", "paths", "hostname", "rlimits", "procattrs", "seccomp_early", "user",
              "cwd", "executable", "capabilities", "no_new_privs", "seccomp_late", "ready")
 
@@ -263,6 +263,7 @@ class Init(Setup):
                          cfg.close_in_child)
         self.cfg = cfg
         self.devnull_fd = -1
+        self.barrier_fd = -1
         self.joined = cfg.ns.userns
 
     def run(self) -> None:
@@ -349,11 +350,21 @@ class Init(Setup):
 
     def step_ready(self) -> None:
         self.await_joined()
+        # The init may wait long between create and start: hand back the heap it no longer needs.
+        linux.libc.malloc_trim(0)
         self.close_fds(3 + self.cfg.preserve_fds)
         send(self.sock, {"ready": True})
         self.sock.close()
 
+    def step_barrier(self) -> None:
+        # Before seccomp and pivot_root: the small waiting program (pyrunc.barrier).
+        if self.cfg.fifo_fd >= 0 and not self.cfg.hooks("startContainer") and barrier.available():
+            self.barrier_fd = barrier.make()
+
     def wait_and_exec(self) -> None:
+        if self.barrier_fd >= 0:
+            barrier.exec_waiting(self.barrier_fd, self.cfg.fifo_fd, self.argv0,
+                                 self.process["args"], _envdict(self.env))
         try:
             if self.cfg.fifo_fd >= 0:
                 os.read(self.cfg.fifo_fd, 1)  # the create/start barrier

@@ -21,7 +21,10 @@ from pyctr_fixtures import (
     start_registry,
 )
 
-RUNTIMES = [r for r in os.environ.get("PYCTR_TEST_RUNTIMES", "runc").split(",") if r]
+# pyctr drives any runc-compatible runtime: pyrunc (the installed one, as `make test` exports
+# it) and runc, side by side.
+_PYRUNC = os.environ.get("PYRUNC") or str(Path(__file__).resolve().parents[2] / ".venv/bin/pyrunc")
+RUNTIMES = [r for r in os.environ.get("PYCTR_TEST_RUNTIMES", f"{_PYRUNC},runc").split(",") if r]
 pytestmark = pytest.mark.requires("root", "cmd:docker-registry", "cmd:skopeo", "busybox")
 
 

@@ -105,8 +105,9 @@ def test_seccomp_bad_action_fails_create(runtime, bundle, cid) -> None:  # type:
     assert not (runtime.root / cid).exists()
 
 
-def test_init_runs_from_the_read_only_interpreter(runtime, make_bundle, cid, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """While the init waits for start, its /proc/<pid>/exe is on a read-only mount."""
+def test_waiting_init_exe_is_not_writable(runtime, make_bundle, cid, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """While the init waits for start, its /proc/<pid>/exe is the sealed memfd of pyrunc.barrier
+    (or, where that cannot run, the read-only interpreter mount): never a writable host file."""
     import subprocess  # noqa: TID251
 
     b = make_bundle("true")
@@ -117,5 +118,18 @@ def test_init_runs_from_the_read_only_interpreter(runtime, make_bundle, cid, tmp
         out.seek(0)
         assert p.returncode == 0, out.read()
     pid = runtime.state(cid)["pid"]
-    assert os.statvfs(f"/proc/{pid}/exe").f_flag & os.ST_RDONLY
-    assert os.readlink(f"/proc/{pid}/exe") == "/run/pyrunc/exe/python3"
+    exe = os.readlink(f"/proc/{pid}/exe")
+    if exe.startswith("/memfd:pyrunc-init"):
+        import fcntl
+
+        with pytest.raises(OSError):  # ETXTBSY while it runs, EPERM (F_SEAL_WRITE) after
+            os.open(f"/proc/{pid}/exe", os.O_WRONLY)
+        fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY)
+        try:
+            seals = fcntl.fcntl(fd, 1034)  # F_GET_SEALS
+        finally:
+            os.close(fd)
+        assert seals & 8 and seals & 1, seals  # F_SEAL_WRITE, F_SEAL_SEAL
+    else:
+        assert os.statvfs(f"/proc/{pid}/exe").f_flag & os.ST_RDONLY
+        assert exe == "/run/pyrunc/exe/python3"

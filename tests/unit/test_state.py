@@ -7,7 +7,13 @@ import os
 import pytest
 
 from pyrunc import state
-from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidIdError, InvalidState, StateError
+from pyrunc.errors import (
+    ContainerExists,
+    ContainerNotFound,
+    InvalidIdError,
+    InvalidState,
+    StateError,
+)
 
 
 @pytest.mark.parametrize("cid", ["a", "abc-123", "A_b+c.d", "x" * 1024, "..a", "a.."])
