@@ -108,22 +108,14 @@ def process_args(image: dict[str, Any], opts: RunOptions) -> list[str]:
 
 
 def default_mounts() -> list[dict[str, Any]]:
-    return [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-    ]
+    """The runtime-spec defaults (as `runc spec` writes them), /proc as docker mounts it."""
+    from pyrunc.specgen import default_spec
+
+    mounts: list[dict[str, Any]] = default_spec()["mounts"]
+    for m in mounts:
+        if m["destination"] == "/proc":
+            m["options"] = ["nosuid", "noexec", "nodev"]
+    return mounts
 
 
 def bind(source: Path | str, dest: str, ro: bool = False) -> dict[str, Any]:

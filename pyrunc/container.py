@@ -12,8 +12,7 @@ import os
 from pyrunc import state
 from pyrunc._typing import Any
 from pyrunc.errors import ContainerNotFound
-
-OCI_VERSION = "1.3.0"
+from pyrunc.spec import OCI_VERSION
 
 
 def proc_stat(pid: int) -> tuple[str, int] | None:

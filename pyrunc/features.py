@@ -14,40 +14,22 @@ from __future__ import annotations
 import os
 import re
 
+from pyrunc import caps, rootfs
 from pyrunc._typing import Any
+from pyrunc.spec import OCI_VERSION
 
 OCI_VERSION_MIN = "1.0.0"
-OCI_VERSION_MAX = "1.3.0"
+OCI_VERSION_MAX = OCI_VERSION
 
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
-# config.md's Linux mount options table, plus `rnodev`, the recursive `nodev` the table forgets
-# (it has `rdev`); all recursive `r*` options need mount_setattr(2), Linux 5.12.
-MOUNT_OPTIONS = (
-    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap",
-    "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec",
-    "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
-    "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "ridmap",
-    "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
-    "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave",
-    "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "silent", "slave",
-    "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable",
-)
+# What rootfs.py really applies (the runc extensions tmpcopyup and idmap are not implemented).
+MOUNT_OPTIONS = tuple(o for o in rootfs.MOUNT_OPTIONS if o not in ("tmpcopyup", "idmap", "ridmap"))
 
 NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 # Index = capability number (linux/capability.h), 0 .. CAP_LAST_CAP (40 since Linux 5.9).
-CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
+CAPABILITIES = tuple(caps.NAMES[bit] for bit in sorted(caps.NAMES))
 
 CGROUP = {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
 
@@ -81,9 +63,10 @@ MEMORY_POLICY_MODES = (
 )
 MEMORY_POLICY_FLAGS = ("MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES")
 
-INTEL_RDT = {"enabled": True, "schemata": True, "monitoring": True}
-IDMAP_MOUNTS = True
-NET_DEVICES = True
+# Not implemented: say so, as features.md asks ("true to what is implemented").
+INTEL_RDT = {"enabled": False}
+IDMAP_MOUNTS = False
+NET_DEVICES = False
 
 
 def kernel_release(release: str | None = None) -> tuple[int, int]:

@@ -571,10 +571,9 @@ def _move_clone(src_fd: int, dst_fd: int, recursive: bool = False, rdonly: bool 
         os.close(tree)
 
 
-def mask_paths(paths: list[str], devnull_tree: int) -> None:
-    """Directories get an empty read-only tmpfs, files the verified /dev/null."""
+def _each_in_root(paths: list[str], what: str, action: Callable[[int, str, int], None]) -> None:
+    """action(root fd, path, O_PATH fd) for each path that exists, resolved inside the root."""
     root = os.open("/", L.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    first = -1  # the first masked file: later ones clone its (now attached) /dev/null mount
     try:
         for path in paths:
             try:
@@ -582,39 +581,38 @@ def mask_paths(paths: list[str], devnull_tree: int) -> None:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             try:
-                if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    L.mount("tmpfs", fdpath(fd), "tmpfs", L.MS_RDONLY, None)
-                elif first < 0:
-                    _move(devnull_tree, fd)
-                    first = open_in_root(root, path)
-                else:
-                    _move_clone(first, fd)
+                action(root, path, fd)
             except OSError as exc:
-                raise MountError(f"masking {path}: {exc.strerror}") from exc
+                raise MountError(f"{what} {path}: {exc.strerror}") from exc
             finally:
                 os.close(fd)
     finally:
         os.close(root)
-        if first >= 0:
-            os.close(first)
+
+
+def mask_paths(paths: list[str], devnull_tree: int) -> None:
+    """Directories get an empty read-only tmpfs, files the verified /dev/null."""
+    first: list[int] = []  # the first masked file: later ones clone its (now attached) mount
+
+    def mask(root: int, path: str, fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            L.mount("tmpfs", fdpath(fd), "tmpfs", L.MS_RDONLY, None)
+        elif not first:
+            _move(devnull_tree, fd)
+            first.append(open_in_root(root, path))
+        else:
+            _move_clone(first[0], fd)
+
+    try:
+        _each_in_root(paths, "masking", mask)
+    finally:
+        for fd in first:
+            os.close(fd)
 
 
 def readonly_paths(paths: list[str]) -> None:
-    root = os.open("/", L.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for path in paths:
-            try:
-                fd = open_in_root(root, path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            try:
-                _move_clone(fd, fd, recursive=True, rdonly=True)
-            except OSError as exc:
-                raise MountError(f"making {path} read-only: {exc.strerror}") from exc
-            finally:
-                os.close(fd)
-    finally:
-        os.close(root)
+    _each_in_root(paths, "making read-only",
+                  lambda _root, _path, fd: _move_clone(fd, fd, recursive=True, rdonly=True))
 
 
 def finish(config: dict[str, Any], devnull_fd: int) -> None:

@@ -13,7 +13,7 @@ import os
 
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
-from pyrunc.features import OCI_VERSION_MAX
+from pyrunc.spec import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
@@ -87,7 +87,7 @@ def _make_rootless(spec: dict[str, Any]) -> None:
 
 def default_spec(rootless: bool = False) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "ociVersion": OCI_VERSION_MAX,
+        "ociVersion": OCI_VERSION,
         "process": _process(),
         "root": {"path": "rootfs", "readonly": True},
         "hostname": "runc",

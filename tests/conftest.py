@@ -6,20 +6,18 @@ directory and container ids, so tests (and helpers running suites side by side) 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testlib import BUSYBOX, Bundle, Result, Runtime, base_config, make_rootfs  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 PYRUNC = os.environ.get("PYRUNC") or str(REPO / ".venv" / "bin" / "pyrunc")
-BUSYBOX = "/usr/bin/busybox"
 REFERENCE = REPO.parent / "shared" / "reference"
 
 
@@ -65,124 +63,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason = _why_not(what)
                 if reason:
                     item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-
-@dataclass
-class Runtime:
-    """A runtime binary with a private --root; `run(...)` returns rc, stdout, stderr."""
-
-    binary: str
-    root: Path
-
-    def argv(self, *args: str, root: bool = True) -> list[str]:
-        return [self.binary, *(["--root", str(self.root)] if root else []), *args]
-
-    def run(self, *args: str, input: str | None = None, timeout: float = 60,
-            check: bool = False, root: bool = True, **kw: object) -> Result:
-        p = subprocess.run(self.argv(*args, root=root), input=input, capture_output=True,
-                           text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
-        r = Result(p.returncode, p.stdout, p.stderr)
-        if check and r.rc != 0:
-            raise AssertionError(f"{args} failed rc={r.rc}: {r.err}{r.out}")
-        return r
-
-    def state(self, cid: str) -> dict[str, object]:
-        return json.loads(self.run("state", cid, check=True).out)  # type: ignore[no-any-return]
-
-
-def make_rootfs(rootfs: Path) -> None:
-    """A minimal busybox-static root: /bin/<applet> links, /etc/passwd and /etc/group."""
-    for d in ("bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "usr/bin"):
-        (rootfs / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
-    for name in applets.stdout.split():
-        link = rootfs / "bin" / name
-        if not link.exists():
-            link.symlink_to("busybox")
-    (rootfs / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
-        "app:x:1000:1000:app:/tmp:/bin/sh\n")
-    (rootfs / "etc" / "group").write_text(
-        "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\n")
-    (rootfs / "tmp").chmod(0o1777)
-
-
-_ROOTFS_CACHE: dict[str, Path] = {}
-
-
-def base_config(args: list[str]) -> dict[str, object]:
-    """The same defaults `runc spec` writes, with `args`, and terminal off."""
-    return {
-        "ociVersion": "1.0.2-dev",
-        "process": {
-            "terminal": False,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-                             for k in ("bounding", "effective", "permitted", "ambient")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": True},
-        "hostname": "pyrunc",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                              "/proc/sysrq-trigger"],
-        },
-    }
-
-
-class Bundle:
-    """A bundle directory with a busybox rootfs; edit `.config` and call `.write()`."""
-
-    def __init__(self, path: Path, rootfs_src: Path, args: list[str]) -> None:
-        self.path = path
-        self.rootfs = path / "rootfs"
-        shutil.copytree(rootfs_src, self.rootfs, symlinks=True)
-        self.config: dict = base_config(args)  # type: ignore[type-arg]
-        self.write()
-
-    def write(self) -> None:
-        (self.path / "config.json").write_text(json.dumps(self.config, indent=2))
-
-    @property
-    def process(self) -> dict:  # type: ignore[type-arg]
-        return self.config["process"]  # type: ignore[no-any-return]
-
-    @property
-    def linux(self) -> dict:  # type: ignore[type-arg]
-        return self.config["linux"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Bundle, Runtime
 from test_cgroups_manager import _mounts, _remove_tree, proc_state
+from testlib import Bundle, Runtime
 
 pytestmark = pytest.mark.requires("root", "busybox", "cgroup-v1")
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from proc_helpers import create
 
 pytestmark = pytest.mark.requires("root", "busybox", "cmd:gcc")
 
@@ -75,7 +76,8 @@ def test_start_waits_for_ready_and_forwards_it(runtime, make_bundle, cid, helper
     b = _bundle(make_bundle, helper,
                 'echo "$NOTIFY_SOCKET" > /dev/shm/env; sleep 1; sd-notify "STATUS=up\nREADY=1"; '
                 "sleep 60")
-    runtime.run("create", "--bundle", str(b.path), cid, check=True, env=env)
+    r = create(runtime, b.path, cid, env=env)
+    assert r.rc == 0, r.err
     assert os.path.isdir(runtime.root / cid / "notify")
     runtime.run("start", cid, check=True, env=env)
     msgs = _messages(sock)
@@ -93,7 +95,8 @@ def test_start_returns_when_the_workload_exits_without_ready(runtime, make_bundl
                                                            host_socket):
     sock, env = host_socket
     b = _bundle(make_bundle, helper, "sd-notify STATUS=starting; exit 3")
-    runtime.run("create", "--bundle", str(b.path), cid, check=True, env=env)
+    r = create(runtime, b.path, cid, env=env)
+    assert r.rc == 0, r.err
     r = runtime.run("start", cid, env=env, timeout=30)
     assert r.rc == 0, r.err
     assert _messages(sock) == []
@@ -103,7 +106,8 @@ def test_start_returns_when_the_workload_exits_without_ready(runtime, make_bundl
 def test_ready_sent_just_before_exit_is_forwarded(runtime, make_bundle, cid, helper, host_socket):
     sock, env = host_socket
     b = _bundle(make_bundle, helper, "sd-notify READY=1")
-    runtime.run("create", "--bundle", str(b.path), cid, check=True, env=env)
+    r = create(runtime, b.path, cid, env=env)
+    assert r.rc == 0, r.err
     runtime.run("start", cid, check=True, env=env, timeout=30)
     msgs = _messages(sock)
     assert len(msgs) == 1 and b"READY=1" in msgs[0].split(b"\n"), msgs

@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Bundle
 from test_lifecycle import create
+from testlib import Bundle
 
 pytestmark = pytest.mark.requires("root", "busybox")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import subprocess  # noqa: TID251 — tests drive the CLI
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,28 @@ def sizes(stress: bool) -> dict[str, int]:
                 "faults": env_int("PYRUNC_FAULT_N", 100), "fuzz": env_int("PYRUNC_FUZZ_N", 2000)}
     return {"containers": env_int("PYRUNC_STRESS_N", 40), "faults": env_int("PYRUNC_FAULT_N", 20),
             "fuzz": env_int("PYRUNC_FUZZ_N", 150)}
+
+
+# ---- calling pyrunc ------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+
+def call(rt: Any, *args: str, timeout: float = 120, input: bytes | None = None) -> Result:
+    """`rt.run` without pipes: a container started by `create` inherits the runtime's stdout and
+    stderr (runc's non-tty mode), so reading pipes to EOF would wait for the container to exit.
+    Files have no EOF to wait for."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.run(rt.argv(*args), stdout=out, stderr=err, timeout=timeout,
+                           stdin=subprocess.DEVNULL if input is None else None, input=input)
+        out.seek(0)
+        err.seek(0)
+        return Result(p.returncode, out.read().decode(errors="replace"),
+                      err.read().decode(errors="replace"))
 
 
 # ---- the report ------------------------------------------------------------------------------------
@@ -63,7 +86,7 @@ def scrub(r: Any, prefix: str) -> None:
     """Remove whatever our containers left, so one failing test does not poison the host."""
     if r.root.is_dir():
         for entry in r.root.iterdir():
-            subprocess.run(r.argv("delete", "--force", entry.name), capture_output=True, timeout=60)
+            call(r, "delete", "--force", entry.name, timeout=60)
     for pid in container_pids(prefix):
         try:
             os.kill(pid, 9)
@@ -85,13 +108,16 @@ def container_pids(prefix: str) -> list[int]:
         if pid == os.getpid():
             continue
         try:
+            with open(f"{d}/stat", "rb") as f:
+                zombie = f.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
             with open(f"{d}/cgroup") as f:
                 cg = f.read()
             with open(f"{d}/cmdline", "rb") as f:
                 cmd = f.read().decode(errors="replace")
-        except OSError:
+        except (OSError, IndexError):
             continue
-        if needle in cg or prefix in cmd:
+        # A zombie is an init pid 1 has not reaped yet (create exits, its init is reparented).
+        if not zombie and (needle in cg or prefix in cmd):
             pids.append(pid)
     return pids
 

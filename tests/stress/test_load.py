@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from reliability import Figures, Leaks, clean_failure, sizes
+from reliability import Figures, Leaks, call, clean_failure, sizes
 
 PARALLEL = 8
 STATUSES = {"created", "running", "stopped"}
@@ -30,7 +30,7 @@ class Driver:
         self._lock = threading.Lock()
 
     def call(self, *args: str, ok_rc: tuple[int, ...] = (0,)) -> Any:
-        r = self.rt.run(*args, timeout=120)
+        r = call(self.rt, *args)
         problem = None
         if "Traceback" in r.err or "Traceback" in r.out:
             problem = "traceback"

@@ -1,0 +1,96 @@
+"""What tests share beyond fixtures: the runtime wrapper and busybox bundles (import this, not
+conftest: several conftest modules exist and `from conftest import` picks whichever came first)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+BUSYBOX = "/usr/bin/busybox"
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+
+@dataclass
+class Runtime:
+    """A runtime binary with a private --root; `run(...)` returns rc, stdout, stderr."""
+
+    binary: str
+    root: Path
+
+    def argv(self, *args: str, root: bool = True) -> list[str]:
+        return [self.binary, *(["--root", str(self.root)] if root else []), *args]
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 60,
+            check: bool = False, root: bool = True, **kw: object) -> Result:
+        p = subprocess.run(self.argv(*args, root=root), input=input, capture_output=True,
+                           text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+        r = Result(p.returncode, p.stdout, p.stderr)
+        if check and r.rc != 0:
+            raise AssertionError(f"{args} failed rc={r.rc}: {r.err}{r.out}")
+        return r
+
+    def state(self, cid: str) -> dict[str, object]:
+        return json.loads(self.run("state", cid, check=True).out)  # type: ignore[no-any-return]
+
+
+def make_rootfs(rootfs: Path) -> None:
+    """A minimal busybox-static root: /bin/<applet> links, /etc/passwd and /etc/group."""
+    for d in ("bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "usr/bin"):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True)
+    for name in applets.stdout.split():
+        link = rootfs / "bin" / name
+        if not link.exists():
+            link.symlink_to("busybox")
+    (rootfs / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        "app:x:1000:1000:app:/tmp:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text(
+        "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\n")
+    (rootfs / "tmp").chmod(0o1777)
+
+
+_ROOTFS_CACHE: dict[str, Path] = {}
+
+
+def base_config(args: list[str]) -> dict[str, object]:
+    """What `pyrunc spec` (as `runc spec`) writes, with `args`, terminal off, hostname pyrunc."""
+    from pyrunc.specgen import default_spec
+
+    config = default_spec()
+    config["process"]["terminal"] = False
+    config["process"]["args"] = args
+    config["hostname"] = "pyrunc"
+    return config
+
+
+class Bundle:
+    """A bundle directory with a busybox rootfs; edit `.config` and call `.write()`."""
+
+    def __init__(self, path: Path, rootfs_src: Path, args: list[str]) -> None:
+        self.path = path
+        self.rootfs = path / "rootfs"
+        shutil.copytree(rootfs_src, self.rootfs, symlinks=True)
+        self.config: dict = base_config(args)  # type: ignore[type-arg]
+        self.write()
+
+    def write(self) -> None:
+        (self.path / "config.json").write_text(json.dumps(self.config, indent=2))
+
+    @property
+    def process(self) -> dict:  # type: ignore[type-arg]
+        return self.config["process"]  # type: ignore[no-any-return]
+
+    @property
+    def linux(self) -> dict:  # type: ignore[type-arg]
+        return self.config["linux"]  # type: ignore[no-any-return]
