@@ -12,14 +12,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from conftest import Result, Runtime
+from testlib import Result, Runtime
 
 
 def create(rt: Runtime, bundle: Path, cid: str, *extra: str, env: dict[str, str] | None = None,
            pass_fds: tuple[int, ...] = (), argv: list[str] | None = None) -> Result:
     """`create` with stdio on files; the init's output ends up in the returned `out`/`err`."""
+    return detached(rt, argv or rt.argv("create", "--bundle", str(bundle), *extra, cid), env=env,
+                    pass_fds=pass_fds)
+
+
+def detached(rt: Runtime, argv: list[str], env: dict[str, str] | None = None,
+             pass_fds: tuple[int, ...] = ()) -> Result:
+    """A call that leaves a process behind with its stdio (create, exec -d): stdio on files."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.run(argv or rt.argv("create", "--bundle", str(bundle), *extra, cid),
+        p = subprocess.run(argv,
                            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                            pass_fds=pass_fds, timeout=60)
         out.seek(0)

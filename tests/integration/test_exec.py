@@ -11,7 +11,7 @@ import os
 import subprocess
 
 import pytest
-from proc_helpers import create, ns_links, status_field, wait_for
+from proc_helpers import create, detached, ns_links, status_field, wait_for
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
@@ -35,8 +35,8 @@ def running(runtime, make_bundle, cid):
 
 def _exec_detached(runtime, cid, tmp_path, *args, flags=()):
     pid_file = tmp_path / f"exec-{len(os.listdir(tmp_path))}.pid"
-    r = runtime.run("exec", "-d", "--pid-file", str(pid_file), *flags, cid, *args,
-                    stdin=subprocess.DEVNULL)
+    r = detached(runtime, runtime.argv("exec", "-d", "--pid-file", str(pid_file), *flags, cid,
+                                       *args))
     assert r.rc == 0, r.err
     text = pid_file.read_text()
     assert text.isdigit(), repr(text)  # decimal, no newline: containerd parses it strictly
@@ -181,15 +181,13 @@ def test_cwd_through_a_leaked_directory_fd_fails(runtime, running, tmp_path):
     cid, _ = running
     fd = os.open("/sys/fs/cgroup", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.dup2(fd, 7)  # fd 7 whatever the test process has open
-        for extra in ((), ("--preserve-fds", "5")):
+        for extra in ((), ("--preserve-fds", str(fd - 2))):
             r = subprocess.run(
-                runtime.argv("exec", *extra, "--cwd", "/proc/self/fd/7", cid, "sh", "-c",
+                runtime.argv("exec", *extra, "--cwd", f"/proc/self/fd/{fd}", cid, "sh", "-c",
                              "echo ran in $(pwd); ls"),
-                capture_output=True, text=True, pass_fds=(7,), timeout=60)
+                capture_output=True, text=True, pass_fds=(fd,), timeout=60)
             assert r.returncode != 0, (extra, r.stdout)
             assert "ran in" not in r.stdout
             assert "cwd" in r.stderr, r.stderr
     finally:
         os.close(fd)
-        os.close(7)

@@ -6,7 +6,9 @@ that `make test` runs. The `stress` marker itself is registered in tests/conftes
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,6 +58,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             parts.append(f"fuzz cases={f.fuzz_cases} ({outcomes})")
         parts.append(f"failures={len(f.failures)}")
         parts.append(f"leaks={len(f.leaks)}")
+        if f.leaks:
+            kinds = Counter(m.group(1) for x in f.leaks
+                            if (m := re.search(r"(state dir|cgroup|mount|process|fd) ", x)))
+            parts.append("leaks by kind: " + ", ".join(f"{k}={v}" for k, v in kinds.items()))
         tr.write_line(f"{name}: " + "; ".join(parts))
         for line in (f.failures[:10] + f.leaks[:10] + f.notes):
             tr.write_line(f"    {line}")

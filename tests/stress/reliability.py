@@ -17,6 +17,7 @@ import glob
 import os
 import subprocess  # noqa: TID251 — tests drive the CLI
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,16 +88,21 @@ def scrub(r: Any, prefix: str) -> None:
     if r.root.is_dir():
         for entry in r.root.iterdir():
             call(r, "delete", "--force", entry.name, timeout=60)
-    for pid in container_pids(prefix):
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    for path in sorted(glob.glob(CGROUP_GLOB.format(prefix=prefix)), key=len, reverse=True):
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
+    for _ in range(100):  # a bounded retry: killed processes leave their cgroups a bit later
+        for pid in container_pids(prefix):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        left = sorted(glob.glob(CGROUP_GLOB.format(prefix=prefix)), key=len, reverse=True)
+        for path in left:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        if not left:
+            return
+        time.sleep(0.05)
 
 
 def container_pids(prefix: str) -> list[int]:
@@ -172,7 +178,8 @@ def clean_failure(r: Any) -> str | None:
         return f"exit status {r.rc} (want 0 or 1)"
     if "Traceback" in r.err or "Traceback" in r.out:
         return "a Python traceback:\n" + r.err[-2000:]
-    lines = [line for line in r.err.splitlines() if line.strip()]
+    # split on \n only: str.splitlines() would also split inside a message quoting a \f or \x1c
+    lines = [line for line in r.err.split("\n") if line.strip()]
     if len(lines) != 1:
         return f"{len(lines)} lines on stderr (want one clear message): {r.err[-600:]!r}"
     return None

@@ -95,16 +95,23 @@ def _set(config: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
 
 
 @st.composite
-def configs(draw: Any, base: dict[str, Any]) -> tuple[str, bytes]:
-    """(kind, config.json bytes): a mostly valid config with one or a few hostile changes."""
+def configs(draw: Any, base: dict[str, Any]) -> tuple[str, str, bytes]:
+    """(kind, what was changed, config.json bytes): a valid config with a few hostile changes."""
     config = copy.deepcopy(base)
     kind = draw(st.sampled_from(["early"] * 6 + ["late", "mount", "unknown", "nested", "raw"]))
     if kind == "early":
+        changes = []
         for path in draw(st.lists(st.sampled_from(EARLY_FIELDS), min_size=1, max_size=3)):
-            _set(config, path, draw(values))
+            v = draw(values)
+            _set(config, path, v)
+            changes.append(f"{'.'.join(map(str, path))}={json.dumps(v)[:200]}")
+        what = "; ".join(changes)
     elif kind == "late":
-        _set(config, draw(st.sampled_from(LATE_FIELDS)), draw(scalars))
+        path, v = draw(st.sampled_from(LATE_FIELDS)), draw(scalars)
+        _set(config, path, v)
+        what = f"{'.'.join(map(str, path))}={json.dumps(v)[:200]}"
     elif kind == "mount":
+        what = "mounts[+]"
         config["mounts"].append({
             "destination": draw(st.sampled_from(DESTINATIONS)),
             "type": draw(st.sampled_from(MOUNT_TYPES)), "source": draw(st.sampled_from(SOURCES)),
@@ -112,18 +119,22 @@ def configs(draw: Any, base: dict[str, Any]) -> tuple[str, bytes]:
     elif kind == "unknown":
         target = draw(st.sampled_from([config, config["process"], config["linux"],
                                        config["mounts"][0]]))
-        target.update(draw(st.dictionaries(st.text(min_size=1, max_size=12), values, min_size=1,
-                                           max_size=3)))
+        extra = draw(st.dictionaries(st.text(min_size=1, max_size=12), values, min_size=1,
+                                     max_size=3))
+        target.update(extra)
+        what = f"unknown fields {json.dumps(extra)[:200]}"
     elif kind == "nested":
         depth = draw(st.sampled_from([50, 500, 5000, 100000]))
         key = draw(st.sampled_from(["annotations", "x-unknown", "process"]))
-        return kind, json.dumps(config)[:-1].encode() + (
+        return kind, f"{key}: nested {depth} deep", json.dumps(config)[:-1].encode() + (
             f',"{key}":' + "[" * depth + "]" * depth + "}").encode()
     else:
         data = draw(st.sampled_from([b"", b"null", b"[]", b"{", b"\xff\xfe", b'{"a":1}{}', b"1e999",
                                      b'"\\ud800"', b"{\"ociVersion\": NaN}"]))
-        return kind, data
-    return kind, json.dumps(config, allow_nan=True).encode()
+        return kind, f"raw {data!r}", data
+    if kind == "mount":
+        what += json.dumps(config["mounts"][-1])
+    return kind, what, json.dumps(config, allow_nan=True).encode()
 
 
 # ---- running one case --------------------------------------------------------------------------
@@ -149,16 +160,19 @@ class Tally:
 
 def _signature(r: Any) -> str:
     if "Traceback" in r.err:
-        return "traceback: " + r.err.strip().splitlines()[-1][:160]
+        lines = r.err.strip().splitlines()
+        where = next((x.strip() for x in reversed(lines) if x.strip().startswith("File ")), "")
+        return f"traceback: {lines[-1][:160]} ({where.replace('/work/main/bin/../', '')})"
     return (clean_failure(r) or "?").splitlines()[0][:160]
 
 
-def run_case(rt: Any, bundle: Path, cid: str, data: bytes, tally: Tally, kind: str) -> None:
+def run_case(rt: Any, bundle: Path, cid: str, data: bytes, tally: Tally, kind: str,
+             what: str) -> None:
     (bundle / "config.json").write_bytes(data)
     try:
         r = call(rt, "create", "--bundle", str(bundle), cid, timeout=30)
     except subprocess.TimeoutExpired:
-        tally.problem("hang: create did not return in 30 s", data.decode(errors="replace"))
+        tally.problem("hang: create did not return in 30 s", what)
         tally.outcome("hang")
         return
     finally:
@@ -171,13 +185,12 @@ def run_case(rt: Any, bundle: Path, cid: str, data: bytes, tally: Tally, kind: s
     else:
         tally.outcome(f"{kind}:refused")
         if clean_failure(r):
-            tally.problem(_signature(r), f"{data.decode(errors='replace')[:400]}\n      -> "
-                          f"{r.err.strip()[-400:]}")
+            tally.problem(_signature(r), what)
         if leftover:
-            tally.problem("a failed create left its state dir", data.decode(errors="replace"))
+            tally.problem("a failed create left its state dir", what)
             call(rt, "delete", "--force", cid)
     if glob.glob(f"/sys/fs/cgroup/*/pyrunc/{cid}"):
-        tally.problem("cgroup left behind", data.decode(errors="replace"))
+        tally.problem("cgroup left behind", what)
 
 
 def _fuzz_configs(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: int) -> None:
@@ -190,8 +203,8 @@ def _fuzz_configs(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: i
     @settings(max_examples=n, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck))
     @given(configs(base))
-    def case(kc: tuple[str, bytes]) -> None:
-        run_case(rt, bundle.path, f"{prefix}{next(counter)}", kc[1], tally, kc[0])
+    def case(kc: tuple[str, str, bytes]) -> None:
+        run_case(rt, bundle.path, f"{prefix}{next(counter)}", kc[2], tally, kc[0], kc[1])
 
     case()
     figures.failures = tally.report()
