@@ -7,7 +7,7 @@ DEMO_DIR ?= /tmp/pyrunc-demo
 APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-prctl python3-pyroute2 \
             python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
             docker-registry iproute2 libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
-            python3-cryptography hyperfine
+            python3-cryptography hyperfine time
 export PYRUNC
 
 .PHONY: deps venv install demo test unit integration lint stress bench conformance clean
@@ -33,7 +33,7 @@ demo: install
 	@bash contrib/demo.sh $(PYRUNC) $(DEMO_DIR)
 
 test: install
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not stress" tests
 
 unit: install
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
@@ -49,6 +49,12 @@ stress: install
 
 bench: install
 	$(VENV)/bin/python bench/run.py --pyrunc $(PYRUNC)
+
+# Our runtime-agnostic checks side by side; RUNTIME_TOOLS=DIR (a built opencontainers/runtime-tools
+# checkout) adds the OCI validation suite.
+conformance: install
+	$(VENV)/bin/python conformance/run-checks --runtime $(PYRUNC) --runtime /usr/sbin/runc --runtime /usr/bin/crun
+	@if [ -n "$(RUNTIME_TOOLS)" ]; then $(VENV)/bin/python conformance/run-runtime-tools --suite $(RUNTIME_TOOLS) --runtime $(PYRUNC) --runtime /usr/sbin/runc --runtime /usr/bin/crun; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .deps-stamp

@@ -397,3 +397,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log.error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
+    except Exception as exc:  # noqa: BLE001 — a bug of ours: still one line and exit 1, no traceback
+        log.error(f"internal error: {type(exc).__name__}: {exc}")
+        return 1

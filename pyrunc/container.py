@@ -62,6 +62,8 @@ class Container:
         return alive(self.pid, self.data.get("pid_start"))
 
     def status(self) -> str:
+        if not self.pid:
+            return "creating"  # state.json is written before the init exists
         if not self.alive():
             return "stopped"
         if os.path.exists(self.fifo):

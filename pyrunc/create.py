@@ -61,8 +61,6 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
     ops = rootfs.plan(config, bundle)
     state.make_dir(root, cid)
-    if notify.wanted():
-        opts.extra_env = [*opts.extra_env, notify.prepare(state.container_dir(root, cid), ops)]
     with state.locked(root, cid) as lock_fd:
         return _create_locked(root, cid, bundle, config, ops, cap_plan, opts, lock_fd)
 
@@ -74,11 +72,16 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
 
     made = Made(root, cid)
     try:
+        if notify.wanted():
+            opts.extra_env = [*opts.extra_env, notify.prepare(state.container_dir(root, cid), ops)]
         mgr = cgroups.new_manager(cid, config.get("linux", {}), systemd=opts.systemd_cgroup,
                                   rootless=opts.rootless)
-        mgr.create()
-        made.cgroup = mgr
         c = Container(root, cid, _initial_data(cid, bundle, config, mgr))
+        # state.json exists (status "creating", pid 0) before anything is made, so that a create
+        # killed half-way can still be found and removed by `delete --force`.
+        c.save()
+        made.cgroup = mgr
+        mgr.create()
         cfg = _init_config(c, config, ops, cap_plan, opts, made)
         cfg.close_in_child = [lock_fd] if lock_fd is not None else []
         cfg.cgroup_dirs = list(mgr.paths().values())
@@ -152,7 +155,7 @@ def _init_config(c: Container, config: dict[str, Any], ops: list[rootfs.MountOp]
         preserve_fds=opts.preserve_fds + _listen_fds(), extra_env=_extra_env(opts),
         cap_plan=cap_plan,
         run_hooks=(lambda name, pid: _parent_hooks(c, hooks, name, pid)),
-        state_for_hooks=(lambda status, pid: {**c.oci_state("creating"), "pid": pid}),
+        state_for_hooks=(lambda status, pid: {**c.oci_state(status), "pid": pid}),
     )
 
 

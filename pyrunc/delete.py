@@ -7,7 +7,8 @@ import signal
 import time
 
 from pyrunc import container, log, state
-from pyrunc.errors import ContainerNotFound, StateError
+from pyrunc._typing import Any
+from pyrunc.errors import ContainerNotFound, PyruncError, StateError
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
@@ -22,6 +23,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             # with --force, remove what can be found; without, say what is wrong.
             if not force:
                 raise
+            _default_cgroup(cid).kill_all()
+            _default_cgroup(cid).destroy()
             state.remove_dir(path)
             return
         status = c.status()
@@ -32,7 +35,11 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 def destroy(c: container.Container) -> None:
     """Kill every process of the container, wait for the init, remove its cgroups and state."""
-    mgr = c.cgroup() if c.data.get("cgroup") else None
+    try:
+        mgr = c.cgroup() if c.data.get("cgroup") else _default_cgroup(c.id)
+    except PyruncError as exc:  # a damaged cgroup entry: the default place is the best guess
+        log.warning(f"{c.id}: {exc}")
+        mgr = _default_cgroup(c.id)
     if c.alive():
         _kill_init(c)
     if mgr is not None:
@@ -40,6 +47,13 @@ def destroy(c: container.Container) -> None:
         mgr.destroy()
     state.remove_dir(c.dir)
     poststop(c)
+
+
+def _default_cgroup(cid: str) -> Any:
+    """The cgroups of a container whose state says nothing usable: where create puts them."""
+    from pyrunc import cgroups
+
+    return cgroups.new_manager(cid, {})
 
 
 def _kill_init(c: container.Container) -> None:

@@ -40,6 +40,14 @@ def loads(data: str | bytes) -> Any:
         obj, end = _scan(s, idx)
     except StopIteration as err:
         raise _error("Expecting value", s, err.value) from None
+    except SystemError:
+        # The C scanner raises json.decoder.JSONDecodeError only once json.decoder is loaded:
+        # let the json package parse it again and raise the precise error.
+        import json
+
+        return json.loads(s)
+    except RecursionError:
+        raise _error("nested too deeply", s, idx) from None
     rest = s[end:]
     if rest.strip(_WS):
         raise _error("Extra data", s, end + len(rest) - len(rest.lstrip(_WS)))

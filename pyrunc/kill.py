@@ -9,24 +9,33 @@ from pyrunc import container, linux, state
 from pyrunc.errors import InvalidState, PyruncError
 
 
+def _digits(t: str) -> bool:
+    return t.isascii() and t.isdigit() and len(t) < 6
+
+
 def parse_signal(text: str) -> int:
-    """`9`, `KILL`, `SIGKILL`, `sigkill`, and the real-time names `RTMIN+3`."""
+    """`9`, `KILL`, `SIGKILL`, `sigkill`, and the real-time names `RTMIN+3`, `SIGRTMAX-1`."""
     t = text.strip().upper()
-    if t.isdigit():
+    if _digits(t):
         n = int(t)
         if 0 < n < signal.NSIG:
             return n
         raise PyruncError(f"invalid signal: {text}")
     if not t.startswith("SIG"):
         t = "SIG" + t
-    if t.startswith("SIGRTMIN+") and t[9:].isdigit():
-        return int(signal.SIGRTMIN) + int(t[9:])
-    if t.startswith("SIGRTMAX-") and t[9:].isdigit():
-        return int(signal.SIGRTMAX) - int(t[9:])
-    sig = getattr(signal.Signals, t, None) if t in signal.Signals.__members__ else None
-    if sig is None:
-        raise PyruncError(f"unknown signal {text!r}")
-    return int(sig)
+    lo, hi = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+    n = -1
+    if t.startswith("SIGRTMIN+") and _digits(t[9:]):
+        n = lo + int(t[9:])
+    elif t.startswith("SIGRTMAX-") and _digits(t[9:]):
+        n = hi - int(t[9:])
+    elif t in ("SIGRTMIN", "SIGRTMAX"):
+        n = lo if t == "SIGRTMIN" else hi
+    elif t in signal.Signals.__members__:
+        return int(signal.Signals[t])
+    if lo <= n <= hi:
+        return n
+    raise PyruncError(f"unknown signal {text!r}")
 
 
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:

@@ -124,6 +124,7 @@ class Setup:
         self.sock = sock
         self.close_in_child = close_in_child
         self.seccomp_filter: Any = None
+        self.pdeathsig = 0  # the parent's pid, when we die with it until ready
         self.argv0 = ""
         self.env: list[str] = []
         self.step = ""
@@ -140,6 +141,10 @@ class Setup:
         # The state dir's flock is shared with us by fork: holding it would block `start`.
         for fd in self.close_in_child:
             os.close(fd)
+        if self.pdeathsig:
+            # Until we report ready, a create killed half-way takes its init along. (A parent
+            # that died before this line is noticed at the next message: the socket is closed.)
+            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore them.
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
@@ -309,7 +314,7 @@ class Init(Setup):
         if self.cfg.hooks("createContainer"):
             from pyrunc import hooks
 
-            st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
+            st = self.cfg.state_for_hooks("creating", os.getpid()) if self.cfg.state_for_hooks else {}
             hooks.run_all(self.cfg.hooks("createContainer"), "createContainer", st)
 
     def step_sysctl(self) -> None:
@@ -350,9 +355,9 @@ class Init(Setup):
 
     def step_ready(self) -> None:
         self.await_joined()
-        # The init may wait long between create and start: hand back the heap it no longer needs.
-        linux.libc.malloc_trim(0)
         self.close_fds(3 + self.cfg.preserve_fds)
+        if self.pdeathsig:
+            linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # before "ready": create exits right after it
         send(self.sock, {"ready": True})
         self.sock.close()
 
@@ -371,7 +376,8 @@ class Init(Setup):
             if self.cfg.hooks("startContainer"):
                 from pyrunc import hooks
 
-                hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", {})
+                st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
+                hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", st)
             os.execve(self.argv0, self.process["args"], _envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
             os.write(2, f"pyrunc: exec {self.process['args'][0]}: {_describe(exc)}\n".encode())
@@ -481,6 +487,7 @@ def spawn(cfg: InitConfig, on_forked: Callable[[int], None]) -> int:
 def _spawn_direct(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
                   on_forked: Callable[[int], None]) -> int:
     restore = _enter_for_children(cfg)
+    parent = os.getpid()
     try:
         pid = os.fork()
     except BaseException:
@@ -488,7 +495,9 @@ def _spawn_direct(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
         raise
     if pid == 0:
         psock.close()
-        Init(cfg, csock).run()
+        init = Init(cfg, csock)
+        init.pdeathsig = parent
+        init.run()
         os._exit(1)
     _restore(restore)
     csock.close()

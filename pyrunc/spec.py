@@ -68,7 +68,53 @@ def _is_list_of(v: Any, t: type) -> bool:
     return isinstance(v, list) and all(isinstance(x, t) for x in v)
 
 
+# The containers the runtime walks: each must have its JSON type before anything reads it.
+_SHAPES: list[tuple[str, type]] = [
+    ("root", dict), ("process", dict), ("mounts", list), ("hooks", dict), ("annotations", dict),
+    ("process.user", dict), ("process.env", list), ("process.rlimits", list),
+    ("process.capabilities", dict), ("process.consoleSize", dict), ("process.scheduler", dict),
+    ("process.ioPriority", dict), ("process.execCPUAffinity", dict),
+    ("linux", dict), ("linux.namespaces", list), ("linux.uidMappings", list),
+    ("linux.gidMappings", list), ("linux.devices", list), ("linux.resources", dict),
+    ("linux.seccomp", dict), ("linux.sysctl", dict), ("linux.maskedPaths", list),
+    ("linux.readonlyPaths", list), ("linux.timeOffsets", dict), ("linux.personality", dict),
+    ("linux.memoryPolicy", dict), ("linux.resources.devices", list),
+    ("linux.resources.hugepageLimits", list), ("linux.resources.unified", dict),
+    *[(f"linux.resources.{k}", dict) for k in ("memory", "cpu", "pids", "blockIO", "network", "rdma")],
+    *[(f"hooks.{k}", list) for k in ("prestart", "createRuntime", "createContainer",
+                                     "startContainer", "poststart", "poststop")],
+]
+# list fields whose items must be objects
+_OBJECT_ITEMS = ["mounts", "process.rlimits", "linux.namespaces", "linux.uidMappings",
+                 "linux.gidMappings", "linux.devices", "linux.resources.devices",
+                 "linux.resources.hugepageLimits", "hooks.prestart", "hooks.createRuntime",
+                 "hooks.createContainer", "hooks.startContainer", "hooks.poststart",
+                 "hooks.poststop"]
+
+
+def _lookup(config: Config, dotted: str) -> tuple[bool, Any]:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def check_shapes(config: Config) -> None:
+    names: dict[type, str] = {dict: "an object", list: "a list"}
+    for dotted, t in _SHAPES:
+        present, value = _lookup(config, dotted)
+        _need(not present or isinstance(value, t), dotted, f"must be {names[t]}, got {value!r:.40}")
+    for dotted in _OBJECT_ITEMS:
+        for i, item in enumerate(_lookup(config, dotted)[1] or []):
+            _need(isinstance(item, dict), f"{dotted}[{i}]", f"must be an object, got {item!r:.40}")
+    for key, caps in (_lookup(config, "process.capabilities")[1] or {}).items():
+        _need(_is_list_of(caps, str), f"process.capabilities.{key}", "must be a list of strings")
+
+
 def check(config: Config, bundle: str) -> None:
+    check_shapes(config)
     version = config.get("ociVersion")
     _need(isinstance(version, str), "ociVersion", "missing or not a string")
     _need(str(version).startswith("1."), "ociVersion", f"unsupported version {version!r} (need 1.x)")
@@ -104,7 +150,8 @@ def check_process(process: dict[str, Any], field: str) -> None:
     for i, rl in enumerate(process.get("rlimits") or []):
         f = f"{field}.rlimits[{i}]"
         _need(isinstance(rl, dict), f, "not an object")
-        _need(rl.get("type") in RLIMITS, f"{f}.type", f"unknown rlimit {rl.get('type')!r}")
+        _need(isinstance(rl.get("type"), str) and rl["type"] in RLIMITS, f"{f}.type",
+              f"unknown rlimit {rl.get('type')!r}")
         for key in ("soft", "hard"):
             v = rl.get(key)
             _need(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64,
@@ -135,7 +182,7 @@ def check_linux(linux: Any) -> None:
         f = f"linux.namespaces[{i}]"
         _need(isinstance(ns, dict), f, "not an object")
         t = ns.get("type")
-        _need(t in NAMESPACES, f"{f}.type", f"unknown namespace type {t!r}")
+        _need(isinstance(t, str) and t in NAMESPACES, f"{f}.type", f"unknown namespace type {t!r}")
         _need(t not in seen, f"{f}.type", f"namespace {t} listed twice")
         seen.add(t)
         path = ns.get("path")

@@ -88,6 +88,12 @@ def make_dir(root: str, cid: str) -> str:
     return path
 
 
+_STATE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "pid": int, "pid_start": (int, type(None)), "bundle": str, "rootfs": str, "created": str,
+    "config": dict, "cgroup": dict, "annotations": dict,
+}
+
+
 def read(root: str, cid: str) -> dict[str, Any]:
     path = os.path.join(container_dir(root, cid), STATE_FILE)
     try:
@@ -99,6 +105,9 @@ def read(root: str, cid: str) -> dict[str, Any]:
         raise StateError(f"{path}: unreadable state: {exc}") from exc
     if not isinstance(data, dict):
         raise StateError(f"{path}: unreadable state: not a JSON object")
+    for key, types in _STATE_TYPES.items():
+        if key in data and not isinstance(data[key], types):
+            raise StateError(f"{path}: unreadable state: {key} has the wrong type")
     return data
 
 
