@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,16 @@ class Runtime:
 
     def run(self, *args: str, input: str | None = None, timeout: float = 60,
             check: bool = False, root: bool = True, **kw: object) -> Result:
-        p = subprocess.run(self.argv(*args, root=root), input=input, capture_output=True,
-                           text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
-        r = Result(p.returncode, p.stdout, p.stderr)
+        # Files, not pipes: a created container's init keeps the runtime's stdio (it is the
+        # container's), so a pipe would not reach EOF until the container exits.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            if input is None:
+                kw.setdefault("stdin", subprocess.DEVNULL)
+            p = subprocess.run(self.argv(*args, root=root), input=input, stdout=out, stderr=err,
+                               text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+            out.seek(0)
+            err.seek(0)
+            r = Result(p.returncode, out.read(), err.read())
         if check and r.rc != 0:
             raise AssertionError(f"{args} failed rc={r.rc}: {r.err}{r.out}")
         return r
