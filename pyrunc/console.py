@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 import termios
 
-from pyrunc import linux
+from pyrunc import linux, sockets
 from pyrunc._typing import Any
 from pyrunc.errors import ConsoleError
 
@@ -24,13 +23,10 @@ TIOCGPTPEER = 0x5441
 
 def connect(path: str) -> int:
     """In the parent, before fork: the connected console socket (its fd goes to the init)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        return sockets.connect(path).detach()  # type: ignore[no-any-return]
     except OSError as exc:
-        sock.close()
         raise ConsoleError(f"--console-socket {path}: {exc.strerror}") from exc
-    return sock.detach()
 
 
 def set_size(fd: int, size: dict[str, Any] | None) -> None:
@@ -69,8 +65,8 @@ def setup_init(sock_fd: int, size: dict[str, Any] | None, bind_console: bool = T
         set_size(peer, size)
         if bind_console:
             _bind_console(peer)
-        sock = socket.socket(fileno=sock_fd)
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        sock = sockets.Socket(fileno=sock_fd)
+        sockets.send_fds(sock, b"/dev/ptmx", [master])
         sock.close()
         os.close(master)
         os.setsid()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import os
-import signal
 import time
 
 from pyrunc import container, log, state
@@ -67,7 +67,7 @@ def _kill_init(c: container.Container) -> None:
         from pyrunc import linux
 
         try:
-            linux.pidfd_send_signal(fd, signal.SIGKILL)
+            linux.pidfd_send_signal(fd, _signal.SIGKILL)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + 10

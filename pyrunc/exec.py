@@ -17,9 +17,8 @@ exec that fails is reported by `pyrunc exec` itself, as runc does.
 from __future__ import annotations
 
 import os
-import socket
 
-from pyrunc import container, jsonfast, linux, namespaces, process, spec
+from pyrunc import container, jsonfast, linux, namespaces, process, sockets, spec
 from pyrunc._typing import Any
 from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
 from pyrunc.records import dataclass
@@ -115,7 +114,7 @@ class ExecChild(process.Setup):
     exec_process = True
 
     def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
-                 sock: socket.socket, ns_fds: dict[str, int], console_fd: int, keep: int) -> None:
+                 sock: sockets.Socket, ns_fds: dict[str, int], console_fd: int, keep: int) -> None:
         super().__init__(proc, linux_cfg, userns, cap_plan, [], sock, [])
         self.ns_fds = ns_fds
         self.console_fd = console_fd
@@ -203,7 +202,7 @@ def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions
     return run._wait(pid, master)
 
 
-def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[socket.socket | None, int]:
+def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | None, int]:
     if not proc.get("terminal"):
         return None, -1
     if opts.console_socket:
@@ -221,7 +220,7 @@ def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[socket.socket | N
 
 def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: dict[str, int],
            console_fd: int, opts: ExecOptions) -> int:
-    psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    psock, csock = sockets.pair()
     pidns = ns_fds.pop("pid", -1)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pidns >= 0 else -1
     try:
@@ -264,7 +263,7 @@ def _join_cgroup(c: container.Container, pid: int, sub: list[str] | None) -> Non
                     f.write(str(pid))
 
 
-def _await_exec(sock: socket.socket) -> None:
+def _await_exec(sock: sockets.Socket) -> None:
     """EOF means the child's execve closed the socket: the process runs."""
     while True:
         data = sock.recv(65536)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import os
-import signal
 
 from pyrunc import container, linux, state
 from pyrunc.errors import InvalidState, PyruncError
+
+_NAMES: dict[str, int] = {n: getattr(_signal, n) for n in dir(_signal)
+                          if n.startswith("SIG") and not n.startswith(("SIG_", "SIGRT"))}
 
 
 def _digits(t: str) -> bool:
@@ -18,12 +21,12 @@ def parse_signal(text: str) -> int:
     t = text.strip().upper()
     if _digits(t):
         n = int(t)
-        if 0 < n < signal.NSIG:
+        if 0 < n < _signal.NSIG:
             return n
         raise PyruncError(f"invalid signal: {text}")
     if not t.startswith("SIG"):
         t = "SIG" + t
-    lo, hi = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+    lo, hi = _signal.SIGRTMIN, _signal.SIGRTMAX
     n = -1
     if t.startswith("SIGRTMIN+") and _digits(t[9:]):
         n = lo + int(t[9:])
@@ -31,8 +34,8 @@ def parse_signal(text: str) -> int:
         n = hi - int(t[9:])
     elif t in ("SIGRTMIN", "SIGRTMAX"):
         n = lo if t == "SIGRTMIN" else hi
-    elif t in signal.Signals.__members__:
-        return int(signal.Signals[t])
+    elif t in _NAMES:
+        return _NAMES[t]
     if lo <= n <= hi:
         return n
     raise PyruncError(f"unknown signal {text!r}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 
 from pyrunc import linux
 from pyrunc.errors import LsmError
@@ -70,7 +69,7 @@ def open_thread_attr(name: str, flags: int = os.O_WRONLY) -> int:
     """Open /proc/<pid>/task/<tid>/attr/<name> of the calling thread, through a verified procfs."""
     root = open_proc_root()
     try:
-        path = f"{os.getpid()}/task/{threading.get_native_id()}/attr/{name}"
+        path = f"{os.getpid()}/task/{linux.libc.gettid()}/attr/{name}"
         fd = linux.openat2(root, path, flags, linux.RESOLVE_BENEATH | linux.RESOLVE_NO_SYMLINKS
                            | linux.RESOLVE_NO_MAGICLINKS | linux.RESOLVE_NO_XDEV)
     finally:

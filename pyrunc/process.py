@@ -26,12 +26,11 @@ and the parent reports it with the step. Children leave with os._exit only.
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import os
-import signal
-import socket
 import stat
 
-from pyrunc import barrier, jsonfast, linux, namespaces, rootfs
+from pyrunc import barrier, jsonfast, linux, namespaces, rootfs, sockets
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import InitError, PyruncError, SpecError
 from pyrunc.records import dataclass, field
@@ -72,7 +71,7 @@ class InitConfig:
 
 
 # --- messages ----------------------------------------------------------------------------------
-def send(sock: socket.socket, msg: dict[str, Any]) -> None:
+def send(sock: sockets.Socket, msg: dict[str, Any]) -> None:
     try:
         sock.send(jsonfast.dumps(msg).encode())
     except (BrokenPipeError, ConnectionResetError):
@@ -81,7 +80,7 @@ def send(sock: socket.socket, msg: dict[str, Any]) -> None:
         raise
 
 
-def recv(sock: socket.socket, step: str) -> dict[str, Any]:
+def recv(sock: sockets.Socket, step: str) -> dict[str, Any]:
     data = sock.recv(65536)
     if not data:
         raise InitError(step, "the other side of the sync socket went away")
@@ -100,7 +99,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _child_fail(sock: socket.socket, step: str, exc: BaseException) -> None:
+def _child_fail(sock: sockets.Socket, step: str, exc: BaseException) -> None:
     try:
         send(sock, {"error": _describe(exc), "step": step})
     finally:
@@ -114,7 +113,7 @@ class Setup:
     STEPS: tuple[str, ...] = ()
 
     def __init__(self, process: dict[str, Any], linux_cfg: dict[str, Any], userns: bool,
-                 cap_plan: Any, extra_env: list[str], sock: socket.socket,
+                 cap_plan: Any, extra_env: list[str], sock: sockets.Socket,
                  close_in_child: list[int]) -> None:
         self.process = process
         self.linux_cfg = linux_cfg
@@ -144,11 +143,11 @@ class Setup:
         if self.pdeathsig:
             # Until we report ready, a create killed half-way takes its init along. (A parent
             # that died before this line is noticed at the next message: the socket is closed.)
-            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+            linux.prctl(linux.PR_SET_PDEATHSIG, _signal.SIGKILL)
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore them.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGCHLD):
+            _signal.signal(sig, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
         # Non-dumpable while we hold host resources: no /proc/<pid>/{exe,fd,map_files} for the
         # container's processes (CVE-2019-5736 class); execve of the workload resets it.
         linux.prctl(linux.PR_SET_DUMPABLE, 0)
@@ -241,7 +240,7 @@ class Setup:
             notify_fd = seccomp.load(self.seccomp_filter)
             if notify_fd is not None:
                 send(self.sock, {"seccomp_fd": True})
-                socket.send_fds(self.sock, [b"seccomp"], [notify_fd])
+                sockets.send_fds(self.sock, b"seccomp", [notify_fd])
                 os.close(notify_fd)
 
     def close_fds(self, keep: int) -> None:
@@ -263,7 +262,7 @@ class Init(Setup):
              "console", "paths", "hostname", "rlimits", "procattrs", "seccomp_early", "user",
              "cwd", "executable", "capabilities", "no_new_privs", "seccomp_late", "ready")
 
-    def __init__(self, cfg: InitConfig, sock: socket.socket) -> None:
+    def __init__(self, cfg: InitConfig, sock: sockets.Socket) -> None:
         super().__init__(cfg.process, cfg.linux, cfg.ns.userns, cfg.cap_plan, cfg.extra_env, sock,
                          cfg.close_in_child)
         self.cfg = cfg
@@ -475,7 +474,7 @@ def spawn(cfg: InitConfig, on_forked: Callable[[int], None]) -> int:
     `on_forked(pid)` runs in the parent as soon as the first child exists (cgroup join, oom score).
     On failure the children are killed and an InitError (or the parent's own error) is raised.
     """
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = sockets.pair()
     try:
         if cfg.ns.userns:
             return _spawn_userns(cfg, parent_sock, child_sock, on_forked)
@@ -484,7 +483,7 @@ def spawn(cfg: InitConfig, on_forked: Callable[[int], None]) -> int:
         parent_sock.close()
 
 
-def _spawn_direct(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
+def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
                   on_forked: Callable[[int], None]) -> int:
     restore = _enter_for_children(cfg)
     parent = os.getpid()
@@ -514,7 +513,7 @@ def _spawn_direct(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
     return pid
 
 
-def _spawn_userns(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
+def _spawn_userns(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
                   on_forked: Callable[[int], None]) -> int:
     first = os.fork()
     if first == 0:
@@ -544,7 +543,7 @@ def _spawn_userns(cfg: InitConfig, psock: socket.socket, csock: socket.socket,
     return init
 
 
-def _first_child(cfg: InitConfig, sock: socket.socket) -> None:
+def _first_child(cfg: InitConfig, sock: sockets.Socket) -> None:
     step = "user namespace"
     try:
         recv(sock, step)
@@ -569,7 +568,7 @@ def _first_child(cfg: InitConfig, sock: socket.socket) -> None:
     os._exit(0)
 
 
-def _drive(cfg: InitConfig, sock: socket.socket, pid: int) -> None:
+def _drive(cfg: InitConfig, sock: sockets.Socket, pid: int) -> None:
     while True:
         msg = recv(sock, "init")
         if msg.get("ready"):
@@ -580,7 +579,7 @@ def _drive(cfg: InitConfig, sock: socket.socket, pid: int) -> None:
         elif msg.get("hooks"):
             send(sock, {"go": True})
         elif msg.get("seccomp_fd"):
-            _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+            _, fds = sockets.recv_fds(sock, 16, 1)
             if cfg.run_hooks:
                 cfg.run_hooks("seccomp", fds[0])
             os.close(fds[0])
@@ -588,7 +587,7 @@ def _drive(cfg: InitConfig, sock: socket.socket, pid: int) -> None:
 
 def _kill(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         return
     try:

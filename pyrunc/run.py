@@ -6,16 +6,15 @@ caller's terminal (raw mode, window size), as `runc run` does.
 
 from __future__ import annotations
 
+import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import os
-import signal
-import socket
 
-from pyrunc import delete, linux, start
+from pyrunc import delete, linux, sockets, start
 from pyrunc.create import CreateOptions, create
 from pyrunc.errors import PyruncError
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
+             _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT)
 
 
 def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bool = False) -> int:
@@ -51,13 +50,13 @@ def _wants_terminal(bundle: str) -> bool:
     return bool(isinstance(cfg, dict) and (cfg.get("process") or {}).get("terminal"))
 
 
-def _console_pair() -> tuple[socket.socket, int]:
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+def _console_pair() -> tuple[sockets.Socket, int]:
+    ours, theirs = sockets.pair(sockets.SOCK_STREAM)
     return ours, theirs.detach()
 
 
-def _recv_master(sock: socket.socket) -> int:
-    _, fds, _, _ = socket.recv_fds(sock, 64, 1)
+def _recv_master(sock: sockets.Socket) -> int:
+    _, fds = sockets.recv_fds(sock, 64, 1)
     sock.close()
     if not fds:
         raise PyruncError("the container did not send its terminal")
@@ -74,8 +73,8 @@ def _forward(pid: int) -> None:
             pass
 
     for sig in FORWARDED:
-        if sig != signal.SIGWINCH:
-            signal.signal(sig, handler)
+        if sig != _signal.SIGWINCH:
+            _signal.signal(sig, handler)
 
 
 def _wait(pid: int, master: int) -> int:

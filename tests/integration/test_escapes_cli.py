@@ -58,15 +58,23 @@ def add_interpreter_deps(rootfs: Path, interp: str) -> None:
                     ignore=shutil.ignore_patterns("__pycache__"))
 
 
-@pytest.mark.skipif(not host_interpreter(), reason="needs /usr/bin/python3")
-def test_hostile_proc_self_exe_shebang(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
-    interp = host_interpreter()
-    before = sha256(interp)
-    b = make_bundle("/hostile")
-    add_interpreter_deps(b.rootfs, interp)
+def _hostile_bundle(make_bundle, *args: str):  # type: ignore[no-untyped-def]
+    b = make_bundle(*args)
+    add_interpreter_deps(b.rootfs, host_interpreter())
     (b.rootfs / "hostile").write_text(HOSTILE)
     (b.rootfs / "hostile").chmod(0o755)
-    r = runtime.run("run", "-b", str(b.path), cid)
+    return b
+
+
+@pytest.mark.skipif(not host_interpreter(), reason="needs /usr/bin/python3")
+def test_hostile_proc_self_exe_shebang_through_exec(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
+    """`exec` joins with a Python process: the script's #!/proc/self/exe runs the host
+    interpreter inside the container, which must not be able to write it (read-only mount)."""
+    interp = host_interpreter()
+    before = sha256(interp)
+    b = _hostile_bundle(make_bundle, "sleep", "30")
+    assert runtime.run("run", "-d", "-b", str(b.path), cid).rc == 0
+    r = runtime.run("exec", cid, "/hostile")
     line = next((ln for ln in r.out.splitlines() if ln.startswith("RESULT ")), None)
     assert line is not None, f"the hostile script did not run: rc={r.rc} {r.err}{r.out}"
     import ast
@@ -79,4 +87,22 @@ def test_hostile_proc_self_exe_shebang(runtime, make_bundle, cid) -> None:  # ty
     # first, so the read-only mount is also checked by name (and EROFS in test_escapes_exeguard).
     assert re.search(r"Read-only file system|Text file busy", r.err), r.err
     assert res["exe"] == "/run/pyrunc/exe/python3"
+    assert sha256(interp) == before
+
+
+@pytest.mark.skipif(not host_interpreter(), reason="needs /usr/bin/python3")
+def test_hostile_proc_self_exe_shebang_as_init(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
+    """The init execs the workload from pyrunc.barrier's sealed memfd: #!/proc/self/exe then names
+    that small program, never the host interpreter, and the attack cannot even start."""
+    from pyrunc import barrier
+
+    if not barrier.available():
+        pytest.skip("the barrier program is x86_64 only")
+    interp = host_interpreter()
+    before = sha256(interp)
+    b = _hostile_bundle(make_bundle, "/hostile")
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 127, r.out + r.err
+    assert "RESULT" not in r.out
+    assert "exec of the container process failed" in r.err
     assert sha256(interp) == before
