@@ -161,7 +161,15 @@ class Setup:
             self.seccomp_filter = seccomp.prepare(seccomp_cfg)
         import resource  # noqa: F401
 
-        from pyrunc import caps, console, hooks, lsm, procattrs  # noqa: F401
+        from pyrunc import caps, lsm, procattrs  # noqa: F401
+
+        if self.process.get("terminal"):
+            from pyrunc import console  # noqa: F401
+        if self.wants_hooks():
+            from pyrunc import hooks  # noqa: F401
+
+    def wants_hooks(self) -> bool:
+        return False
 
     def step_rlimits(self) -> None:
         import resource
@@ -273,6 +281,9 @@ class Init(Setup):
     def run(self) -> None:
         self.run_steps()
         self.wait_and_exec()
+
+    def wants_hooks(self) -> bool:
+        return any(self.cfg.hooks(k) for k in ("createContainer", "startContainer"))
 
     def expect(self, key: str, step: str) -> dict[str, Any]:
         """The next message carrying `key`; the parent's "joined" may arrive in between."""
