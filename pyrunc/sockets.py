@@ -8,7 +8,7 @@ here are close-on-exec, as Python makes all its sockets.
 from __future__ import annotations
 
 import _socket
-import array
+import struct
 
 AF_UNIX = _socket.AF_UNIX
 SOCK_STREAM = _socket.SOCK_STREAM
@@ -23,16 +23,19 @@ def pair(kind: int = SOCK_SEQPACKET) -> tuple[Socket, Socket]:
 
 
 def send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
-    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    rights = struct.pack(f"{len(fds)}i", *fds)
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
 
 
 def recv_fds(sock: Socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
-    fds = array.array("i")
-    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * fds.itemsize))
+    # struct, not array: array pulls collections (~4 ms of every start)
+    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_LEN(maxfds * 4))
+    fds: list[int] = []
     for level, kind, payload in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    return data, list(fds)
+            n = len(payload) // 4
+            fds += struct.unpack(f"{n}i", payload[: n * 4])
+    return data, fds
 
 
 def connect(path: str, kind: int = SOCK_STREAM) -> Socket:
