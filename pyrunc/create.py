@@ -116,7 +116,7 @@ class Made:
 
     def undo(self) -> None:
         if self.pid:
-            process._kill(self.pid)
+            process.kill_and_reap(self.pid)
         if self.cgroup is not None:
             try:
                 self.cgroup.kill_all()

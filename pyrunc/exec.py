@@ -146,9 +146,9 @@ class ExecChild(process.Setup):
         self.step = "exec"
         try:
             self.close_fds(self.keep)
-            os.execve(self.argv0, self.process["args"], process._envdict(self.env))
+            os.execve(self.argv0, self.process["args"], process.envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
-            process._child_fail(self.sock, "exec", exc)
+            process.child_fail(self.sock, "exec", exc)
         os._exit(127)
 
 
@@ -198,8 +198,8 @@ def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions
         return 0
     from pyrunc import run
 
-    master = run._recv_master(own_tty) if own_tty is not None else -1
-    return run._wait(pid, master)
+    master = run.recv_master(own_tty) if own_tty is not None else -1
+    return run.wait_foreground(pid, master)
 
 
 def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | None, int]:
@@ -215,7 +215,7 @@ def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | 
         raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
     from pyrunc import run
 
-    return run._console_pair()
+    return run.console_pair()
 
 
 def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: dict[str, int],
@@ -243,7 +243,7 @@ def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: 
         process.send(psock, {"go": True})
         _await_exec(psock)
     except BaseException:
-        process._kill(pid)
+        process.kill_and_reap(pid)
         raise
     finally:
         psock.close()

@@ -99,7 +99,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _child_fail(sock: sockets.Socket, step: str, exc: BaseException) -> None:
+def child_fail(sock: sockets.Socket, step: str, exc: BaseException) -> None:
     try:
         send(sock, {"error": _describe(exc), "step": step})
     finally:
@@ -134,7 +134,7 @@ class Setup:
             try:
                 getattr(self, "step_" + name)()
             except BaseException as exc:  # noqa: BLE001 — every failure goes to the parent
-                _child_fail(self.sock, name, exc)
+                child_fail(self.sock, name, exc)
 
     def step_signals(self) -> None:
         # The state dir's flock is shared with us by fork: holding it would block `start`.
@@ -379,7 +379,7 @@ class Init(Setup):
     def wait_and_exec(self) -> None:
         if self.barrier_fd >= 0:
             barrier.exec_waiting(self.barrier_fd, self.cfg.fifo_fd, self.argv0,
-                                 self.process["args"], _envdict(self.env))
+                                 self.process["args"], envdict(self.env))
         try:
             if self.cfg.fifo_fd >= 0:
                 os.read(self.cfg.fifo_fd, 1)  # the create/start barrier
@@ -388,7 +388,7 @@ class Init(Setup):
 
                 st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
                 hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", st)
-            os.execve(self.argv0, self.process["args"], _envdict(self.env))
+            os.execve(self.argv0, self.process["args"], envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
             os.write(2, f"pyrunc: exec {self.process['args'][0]}: {_describe(exc)}\n".encode())
         os._exit(127)
@@ -426,7 +426,7 @@ def _home_of(uid: int) -> str:
     return "/"
 
 
-def _envdict(env: list[str]) -> dict[str, str]:
+def envdict(env: list[str]) -> dict[str, str]:
     out = {}
     for e in env:
         k, _, v = e.partition("=")
@@ -439,7 +439,7 @@ def find_executable(name: str, env: list[str]) -> str:
     if "/" in name:
         candidates = [name]
     else:
-        path = _envdict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        path = envdict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         candidates = [os.path.join(d or ".", name) for d in path.split(":")]
     for c in candidates:
         try:
@@ -519,7 +519,7 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
         send(psock, {"joined": True})
         _drive(cfg, psock, pid)
     except BaseException:
-        _kill(pid)
+        kill_and_reap(pid)
         raise
     return pid
 
@@ -543,8 +543,8 @@ def _spawn_userns(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
         _drive(cfg, psock, init)
     except BaseException:
         if init:
-            _kill(init)
-        _kill(first)
+            kill_and_reap(init)
+        kill_and_reap(first)
         raise
     finally:
         try:
@@ -571,7 +571,7 @@ def _first_child(cfg: InitConfig, sock: sockets.Socket) -> None:
         _enter_for_children(cfg)
         pid = os.fork()
     except BaseException as exc:  # noqa: BLE001
-        _child_fail(sock, step, exc)
+        child_fail(sock, step, exc)
     if pid == 0:
         Init(cfg, sock).run()
         os._exit(1)
@@ -596,7 +596,7 @@ def _drive(cfg: InitConfig, sock: sockets.Socket, pid: int) -> None:
             os.close(fds[0])
 
 
-def _kill(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:

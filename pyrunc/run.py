@@ -23,13 +23,13 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bo
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     own_tty = None
     if not detach and not opts.console_socket and _wants_terminal(opts.bundle):
-        own_tty, opts.console_fd = _console_pair()
+        own_tty, opts.console_fd = console_pair()
     try:
         c = create(root, cid, opts)
     finally:
         if opts.console_fd >= 0:
             os.close(opts.console_fd)
-    master = _recv_master(own_tty) if own_tty is not None else -1
+    master = recv_master(own_tty) if own_tty is not None else -1
     try:
         start.start(root, cid)
     except BaseException:
@@ -37,7 +37,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bo
         raise
     if detach:
         return 0
-    status = _wait(c.pid, master)
+    status = wait_foreground(c.pid, master)
     if not keep:
         delete.delete(root, cid, force=True)
     return status
@@ -50,12 +50,12 @@ def _wants_terminal(bundle: str) -> bool:
     return bool(isinstance(cfg, dict) and (cfg.get("process") or {}).get("terminal"))
 
 
-def _console_pair() -> tuple[sockets.Socket, int]:
+def console_pair() -> tuple[sockets.Socket, int]:
     ours, theirs = sockets.pair(sockets.SOCK_STREAM)
     return ours, theirs.detach()
 
 
-def _recv_master(sock: sockets.Socket) -> int:
+def recv_master(sock: sockets.Socket) -> int:
     _, fds = sockets.recv_fds(sock, 64, 1)
     sock.close()
     if not fds:
@@ -77,7 +77,7 @@ def _forward(pid: int) -> None:
             _signal.signal(sig, handler)
 
 
-def _wait(pid: int, master: int) -> int:
+def wait_foreground(pid: int, master: int) -> int:
     _forward(pid)
     if master >= 0:
         from pyrunc import console_proxy
