@@ -313,6 +313,35 @@ def capabilities(c: Ctx) -> None:
     expect(fields.get("NoNewPrivs", "").strip() == "1", f"NoNewPrivs {fields.get('NoNewPrivs')}")
 
 
+# -- where runtimes are known to differ (what users need to know before switching) -----------
+
+
+@check("ungrantable_capability_warns", "config.md#linux-process: caps that cannot be granted "
+       "MUST be logged as a warning; runtimes SHOULD NOT fail")
+def ungrantable_capability_warns(c: Ctx) -> None:
+    with open("/proc/self/status") as f:
+        bnd = int(next(ln for ln in f if ln.startswith("CapBnd:")).split()[1], 16)
+    missing = next((bit for bit in range(41) if not bnd & (1 << bit)), None)
+    if missing is None:
+        return  # this host's root can grant every capability: nothing to see
+    from pyrunc.caps import NAMES
+
+    name = NAMES[missing]
+
+    def add(cfg: dict[str, Any]) -> None:
+        for key in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"][key].append(name)
+
+    p = c.run_inside("true", add)
+    expect(p.rc == 0, f"{name} (not in root's bounding set here) failed the container: {p.why()}")
+
+
+@check("delete_unknown_id_fails", "runtime.md#delete: an id that does not exist MUST be an error")
+def delete_unknown_id_fails(c: Ctx) -> None:
+    expect(c.call("delete", c.cid()).rc != 0, "delete of an unknown id succeeded")
+    expect(c.call("delete", "--force", c.cid()).rc != 0, "delete --force of an unknown id succeeded")
+
+
 # -- running ----------------------------------------------------------------------------------
 
 
