@@ -32,11 +32,14 @@ class CreateOptions:
 
 def check_security(config: dict[str, Any]) -> Any:
     """The checks of the security mechanisms that need no privileges; returns the caps plan."""
-    from pyrunc import caps, lsm, procattrs, seccomp
+    from pyrunc import caps, lsm, procattrs
 
     proc = config["process"]
     linux_cfg = config.get("linux", {})
-    seccomp.validate(linux_cfg.get("seccomp"))
+    if linux_cfg.get("seccomp") is not None:
+        from pyrunc import seccomp
+
+        seccomp.validate(linux_cfg["seccomp"])
     lsm.check(proc, linux_cfg)
     procattrs.check(proc, linux_cfg)
     return caps.plan(proc.get("capabilities"))

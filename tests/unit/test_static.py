@@ -33,7 +33,11 @@ def test_import_contracts_kept() -> None:
 
 
 HEAVY = ["jsonschema", "pyroute2", "argparse", "logging", "subprocess", "dataclasses", "typing",
-         "asyncio", "inspect", "seccomp"]
+         "asyncio", "inspect", "seccomp",
+         # each pulls enum, re or collections: a few ms of every call (see pyrunc.jsonfast,
+         # pyrunc.sockets, pyrunc._typing, pyrunc.records)
+         "json", "re", "enum", "socket", "selectors", "threading", "array", "contextlib",
+         "collections", "base64"]
 
 
 @pytest.mark.parametrize("verb", ["create", "start", "run", "delete", "state", "kill"])
