@@ -23,8 +23,8 @@ OCI_VERSION_MAX = OCI_VERSION
 
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
-# What rootfs.py really applies (the runc extensions tmpcopyup and idmap are not implemented).
-MOUNT_OPTIONS = tuple(o for o in rootfs.MOUNT_OPTIONS if o not in ("tmpcopyup", "idmap", "ridmap"))
+# What rootfs.py really applies (idmapped mounts are refused, so not claimed).
+MOUNT_OPTIONS = tuple(o for o in rootfs.MOUNT_OPTIONS if o not in rootfs.UNSUPPORTED)
 
 NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 

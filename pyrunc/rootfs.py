@@ -63,6 +63,7 @@ RECURSIVE_ATTRS: dict[str, tuple[bool, int]] = {
 }
 # options the runtime consumes itself (runc extensions); never passed to the kernel
 EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
+UNSUPPORTED = {"idmap", "ridmap"}  # idmapped mounts: refused with a clear error
 MOUNT_OPTIONS = sorted({*MOUNT_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS, *EXTENSIONS})
 
 DEFAULT_DEVICES = [  # path, major, minor (all char devices, 0666)
@@ -114,6 +115,8 @@ def parse_options(options: list[str], field_name: str = "options") -> MountOp:
                 op.attr_set |= attr
                 if attr & L.MOUNT_ATTR__ATIME or attr == L.MOUNT_ATTR_RELATIME:
                     op.attr_clr |= L.MOUNT_ATTR__ATIME  # the atime modes are one field
+        elif opt in UNSUPPORTED:
+            raise SpecError(f"{field_name}: {opt!r} (idmapped mounts) is not supported by pyrunc")
         elif opt in EXTENSIONS:
             op.extensions.add(opt)
         elif opt.startswith("mode=") or "=" in opt or opt.isidentifier() or opt.replace("-", "_").isidentifier():
@@ -310,6 +313,8 @@ def mount_one(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
     try:
         if op.is_bind:
             _bind(root_fd, op, fd)
+        elif "tmpcopyup" in op.extensions and op.fstype == "tmpfs":
+            _tmpfs_copyup(root_fd, op, fd)
         else:
             try:
                 _mount(op.source, fd, op.fstype, op.flags & ~L.MS_REMOUNT, op.data, op.destination)
@@ -320,8 +325,6 @@ def mount_one(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
                 # namespace: bind the host's /sys instead, read-only as runc does.
                 _bind(root_fd, MountOp("/sys", op.destination, "bind",
                                        L.MS_BIND | L.MS_REC | (op.flags & L.MS_RDONLY)), fd)
-        if op.fstype == "tmpfs" and "tmpcopyup" in op.extensions:
-            _copyup(root_fd, op, fd)
         _setattr(op, _reopen(root_fd, op.destination, fd))
     finally:
         os.close(fd)
@@ -335,8 +338,66 @@ def _reopen(root_fd: int, path: str, old: int) -> int:
     return old
 
 
-def _copyup(root_fd: int, op: MountOp, fd: int) -> None:
-    raise MountError(f"mounts: tmpcopyup on {op.destination} is not supported yet")
+def _tmpfs_copyup(root_fd: int, op: MountOp, fd: int) -> None:
+    """runc's `tmpcopyup`: the tmpfs starts with a copy of what it covers (podman's --tmpfs)."""
+    below = os.open(fdpath(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the covered dir
+    try:
+        flags = op.flags & ~(L.MS_REMOUNT | L.MS_RDONLY)  # writable while we fill it
+        _mount(op.source, fd, op.fstype, flags, op.data, op.destination)
+        top = open_in_root(root_fd, op.destination, os.O_RDONLY | os.O_DIRECTORY)
+        old = os.umask(0)
+        try:
+            _copy_tree(below, top)
+        except OSError as exc:
+            raise MountError(f"tmpcopyup into {op.destination}: {exc.strerror}: {exc.filename}") from exc
+        finally:
+            os.umask(old)
+            os.close(top)
+        if op.flags & L.MS_RDONLY:
+            _mount(None, _reopen(root_fd, op.destination, fd), None,
+                   L.MS_REMOUNT | (op.flags & ~L.MS_REMOUNT), op.data, op.destination)
+    finally:
+        os.close(below)
+
+
+def _copy_tree(src: int, dst: int) -> None:
+    """Copy a directory's entries by fd, never following a symlink; owners and modes kept."""
+    for entry in os.scandir(src):
+        st = entry.stat(follow_symlinks=False)
+        name, mode = entry.name, stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, mode, dir_fd=dst)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst)
+            try:
+                _copy_tree(s, d)
+            finally:
+                os.close(s)
+                os.close(d)
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif stat.S_ISREG(st.st_mode):
+            _copy_file(src, dst, name, mode, st.st_size)
+        else:  # devices, fifos, sockets
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+
+
+def _copy_file(src: int, dst: int, name: str, mode: int, size: int) -> None:
+    i = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+    try:
+        o = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    mode, dir_fd=dst)
+        try:
+            while size > 0:
+                n = os.sendfile(o, i, None, size)
+                if n == 0:
+                    break
+                size -= n
+        finally:
+            os.close(o)
+    finally:
+        os.close(i)
 
 
 def _cgroup_hierarchies() -> list[tuple[str, str, str]]:

@@ -269,3 +269,33 @@ def test_sysctl_in_new_netns(runtime, make_bundle, cid):
     assert run_in(runtime, b, cid).split() == ["1" if host.strip() == "0" else "0", "12345"]
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         assert f.read() == host
+
+
+def test_tmpcopyup_fills_the_tmpfs_with_what_it_covers(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
+    """runc's tmpcopyup (podman --tmpfs): the tmpfs starts with a copy of the covered directory,
+    owners, modes and symlinks kept; writes stay in the tmpfs, not in the bundle."""
+    b = make_bundle("sh", "-c", "grep -c root /etc/passwd; stat -c '%a %u' /etc/secret; "
+                    "readlink /etc/link; touch /etc/new && echo wrote; grep -c tmpfs /proc/mounts")
+    (b.rootfs / "etc" / "secret").write_text("s")
+    os.chmod(b.rootfs / "etc" / "secret", 0o640)
+    os.chown(b.rootfs / "etc" / "secret", 1000, 0)
+    (b.rootfs / "etc" / "link").symlink_to("/nowhere")
+    b.config["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["tmpcopyup", "nosuid", "mode=755"]})
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 0, r.err
+    lines = r.out.split()
+    assert lines[:5] == ["1", "640", "1000", "/nowhere", "wrote"], r.out
+    assert not (b.rootfs / "etc" / "new").exists()
+
+
+def test_idmap_mounts_are_refused_clearly(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
+    b = make_bundle("true")
+    b.config["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                               "options": ["rbind", "idmap"]})
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 1
+    assert "idmap" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not (runtime.root / cid).exists()
