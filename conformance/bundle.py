@@ -1,8 +1,7 @@
-"""Busybox bundles with the defaults `runc spec` writes, built without any runtime installed."""
+"""Busybox bundles with the defaults `runc spec` writes."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import subprocess
@@ -11,52 +10,13 @@ from typing import Any
 
 BUSYBOX = "/usr/bin/busybox"
 
-_DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-
-RUNC_SPEC_DEFAULTS: dict[str, Any] = {
-    "ociVersion": "1.0.2-dev",
-    "process": {
-        "terminal": True,
-        "user": {"uid": 0, "gid": 0},
-        "args": ["sh"],
-        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-        "cwd": "/",
-        "capabilities": {k: list(_DEFAULT_CAPS)
-                         for k in ("bounding", "effective", "inheritable", "permitted", "ambient")},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-        "noNewPrivileges": True,
-    },
-    "root": {"path": "rootfs", "readonly": True},
-    "hostname": "runc",
-    "mounts": [
-        {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-    ],
-    "linux": {
-        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-        "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-        "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                        "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
-        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-    },
-}
-
-
 def default_config(args: list[str]) -> dict[str, Any]:
-    """`runc spec`'s config.json with `args` as the process and no terminal."""
-    config = copy.deepcopy(RUNC_SPEC_DEFAULTS)
+    """`runc spec`'s config.json (pyrunc's generator writes the same, field for field) with
+    `args` as the process, no terminal, and runc 1.1's ociVersion, which every runtime takes."""
+    from pyrunc.specgen import default_spec
+
+    config = default_spec()
+    config["ociVersion"] = "1.0.2-dev"
     config["process"]["args"] = list(args)
     config["process"]["terminal"] = False
     return config
