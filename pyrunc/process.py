@@ -312,7 +312,8 @@ class Init(Setup):
 
     def step_rootfs(self) -> None:
         ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
-               "cgroup_paths": rootfs.own_cgroup_paths(), "cgroup_dirs": self.cfg.cgroup_dirs}
+               "cgroup_paths": rootfs.own_cgroup_paths(), "cgroup_dirs": self.cfg.cgroup_dirs,
+               "await_cgroups": self.await_joined}
         self.devnull_fd = rootfs.open_devnull()
         rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
                        before_pivot=self._before_pivot)

@@ -414,6 +414,7 @@ def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
 
 def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
     """`type: cgroup`: the host's layout again, each hierarchy rooted at the container's cgroup."""
+    ctx.get("await_cgroups", lambda: None)()  # the parent makes them while we mount the rest
     flags = op.flags & ~(L.MS_RDONLY | L.MS_REMOUNT)
     hier = _cgroup_hierarchies()
     if any(m == "/sys/fs/cgroup" and t == "cgroup2" for m, t, _ in hier):  # unified host
