@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from pyrunc._typing import Any
-from pyrunc.cgroups import devices, plan
+from pyrunc.cgroups import devices
 from pyrunc.cgroups.layout import Layout, detect
 from pyrunc.cgroups.manager import Manager
 from pyrunc.errors import CgroupError, SpecError
@@ -86,6 +86,8 @@ def _resolve(layout: Layout, path: str) -> dict[str, str]:
 
 def _check_plan(layout: Layout, dirs: dict[str, str], resources: dict[str, Any]) -> None:
     """Render once to validate the values and see that the controllers asked for exist."""
+    from pyrunc.cgroups import plan  # not on the path of delete/pause/kill
+
     if layout.mode == "v2":
         entries = plan.render_v2(resources)
         offered = layout.controllers_v2()

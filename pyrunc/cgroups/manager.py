@@ -13,12 +13,14 @@ import os
 import time
 
 from pyrunc._typing import Any
-from pyrunc.cgroups import devices, plan, stats
+from pyrunc.cgroups import devices
 from pyrunc.errors import CgroupError
 
 MYPY = False
 if MYPY:
     from collections.abc import Set as AbstractSet
+
+    from pyrunc.cgroups import plan
 
 _SIGKILL = 9  # signal.SIGKILL without importing signal (it pulls enum: ~5 ms)
 _FREEZE_TIMEOUT = 5.0
@@ -116,6 +118,7 @@ class Manager:
 
     def set(self, resources: dict[str, Any]) -> None:
         from pyrunc import log
+        from pyrunc.cgroups import plan  # create and update only, not delete/pause/kill
 
         for text in plan.warnings(resources):
             log.warning(text)
@@ -312,9 +315,13 @@ class Manager:
             _rmdir_tree(path)
 
     def stats(self) -> dict[str, Any]:
+        from pyrunc.cgroups import stats  # only `events` needs it
+
         return stats.collect(self.dirs, v2=self.mode == "v2")
 
     def oom_count(self) -> int:
+        from pyrunc.cgroups import stats
+
         return stats.oom_count(self.dirs, v2=self.mode == "v2")
 
     def paths(self) -> dict[str, str]:
