@@ -299,3 +299,49 @@ def test_idmap_mounts_are_refused_clearly(runtime, make_bundle, cid) -> None:  #
     assert r.rc == 1
     assert "idmap" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (runtime.root / cid).exists()
+
+
+def test_racing_symlink_swap_never_reaches_the_host(runtime, make_bundle, tmp_path):
+    """CVE-2021-30465 / CVE-2024-45310: while containers are created, another process keeps
+    swapping rootfs/race between a real directory and a symlink to a host directory. Every mount
+    point, mkdir and mount must still land inside the rootfs: the host directory stays empty and
+    gets no mount, whatever the interleaving."""
+    import threading
+
+    hostdir = tmp_path / "host-target"
+    hostdir.mkdir()
+    b = make_bundle("true")
+    b.config["root"]["readonly"] = False
+    b.config["mounts"] += [
+        {"destination": "/race/deep/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+        {"destination": "/race/file", "type": "bind", "source": str(b.path / "config.json"),
+         "options": ["bind", "ro"]},
+    ]
+    b.write()
+    race, real, link = b.rootfs / "race", b.rootfs / "race-real", b.rootfs / "race-link"
+    real.mkdir()
+    link.symlink_to(hostdir)
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            for src in (real, link):  # rename(2) is atomic, as an attacker would use it
+                try:
+                    os.rename(src, race)  # race: now the real directory, now the symlink
+                    os.rename(race, src)
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=swap, daemon=True)
+    t.start()
+    results = []
+    try:
+        for i in range(20):
+            results.append(runtime.run("run", "-b", str(b.path), f"race-{os.getpid()}-{i}").rc)
+    finally:
+        stop.set()
+        t.join(10)
+    assert host_mounts(str(hostdir), str(b.path)) == []
+    assert list(hostdir.iterdir()) == []
+    # each run either worked (inside the rootfs) or failed cleanly: never a traceback, never 127
+    assert set(results) <= {0, 1}, results
