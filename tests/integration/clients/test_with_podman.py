@@ -76,3 +76,11 @@ def test_failed_create_shows_the_runtime_error(podman: Podman, client_runtime: s
     assert done.returncode == 127, done.stderr  # podman: the command was not found
     assert "/no/such/command" in done.stderr
     assert "no such file or directory" in done.stderr.lower()
+
+
+def test_tmpfs_starts_with_the_image_content(podman: Podman, client_runtime: str) -> None:
+    """`podman run --tmpfs DIR` asks for runc's `tmpcopyup`: the tmpfs starts as a copy of DIR."""
+    done = podman.run(client_runtime, "--rm", "--tmpfs", "/bin", IMAGE, "/bin/sh", "-c",
+                      "grep -c ' /bin tmpfs' /proc/mounts; ls /bin | grep -c '^sh$'")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"], done.stdout
