@@ -84,10 +84,12 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
         # killed half-way can still be found and removed by `delete --force`.
         c.save()
         made.cgroup = mgr
+        mgr.create()
         cfg = _init_config(c, config, ops, cap_plan, opts, made)
         cfg.close_in_child = [lock_fd] if lock_fd is not None else []
         cfg.cgroup_dirs = list(mgr.paths().values())
-        pid = process.spawn(cfg, lambda p: _on_forked(mgr, config, p))
+        cfg.cgroups = mgr
+        pid = process.spawn(cfg, lambda p: _on_forked(config, p))
         made.pid = pid
         st = proc_stat(pid)
         c.data.update(pid=pid, pid_start=st[1] if st else None)
@@ -188,11 +190,7 @@ def _seccomp_listener(c: Container, notify_fd: int) -> None:
                              c.oci_state("creating"), notify_fd)
 
 
-def _on_forked(mgr: Any, config: dict[str, Any], pid: int) -> None:
-    # The cgroups are made and joined while the init sets up its mounts (it waits for them only
-    # when it needs them): mkdir, limits and the first join's RCU grace period overlap its work.
-    mgr.create()
-    mgr.apply(pid)
+def _on_forked(config: dict[str, Any], pid: int) -> None:
     oom = config["process"].get("oomScoreAdj")
     if oom is not None:
         try:

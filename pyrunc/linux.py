@@ -22,7 +22,7 @@ _NR_GENERIC = {"pivot_root": 41, "setns": 268, "unshare": 97, "capget": 90, "cap
                "personality": 92, "ioprio_set": 30, "set_mempolicy": 237, "sched_setattr": 274,
                "seccomp": 277, "bpf": 280}
 # Numbers >= 424 are the same on every architecture.
-_NR_COMMON = {"pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+_NR_COMMON = {"pidfd_send_signal": 424, "clone3": 435, "open_tree": 428, "move_mount": 429, "fsopen": 430,
               "fsconfig": 431, "fsmount": 432, "pidfd_open": 434, "close_range": 436, "openat2": 437,
               "mount_setattr": 442}
 NR = {**(_NR_X86_64 if os.uname().machine == "x86_64" else _NR_GENERIC), **_NR_COMMON}
@@ -214,6 +214,33 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     _sys("pidfd_send_signal", None, ctypes.c_int(pidfd), ctypes.c_int(sig), None,
          ctypes.c_uint(0))
+
+
+class CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
+        "set_tid", "set_tid_size", "cgroup")]
+
+
+CLONE_INTO_CGROUP = 0x200000000
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """fork(2), but the child is born in the cgroup2 directory `cgroup_fd` (clone3
+    CLONE_INTO_CGROUP): no migration, so no wait on the cgroup threadgroup lock. Python's own
+    before/after-fork work runs as for os.fork. Only for a single-threaded caller."""
+    api = ctypes.pythonapi
+    args = CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)  # SIGCHLD
+    api.PyOS_BeforeFork()
+    pid = libc.syscall(NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone3: {os.strerror(err)}")
+    return int(pid)
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:

@@ -55,6 +55,7 @@ class InitConfig:
     cap_plan: Any = None
     close_in_child: list[int] = field(default_factory=list)  # the state lock, above all
     cgroup_dirs: list[str] = field(default_factory=list)  # where the parent is putting the init
+    cgroups: Any = None  # the cgroups.Manager, already created
     run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
     state_for_hooks: Callable[[str, int], dict[str, Any]] | None = None
 
@@ -266,7 +267,7 @@ class Setup:
 class Init(Setup):
     """The container init between fork and execve; each step is a short method, run in order."""
 
-    STEPS = ("signals", "namespaces", "security_prepare", "barrier", "rootfs", "sysctl", "pivot_root",
+    STEPS = ("signals", "cgroup", "namespaces", "security_prepare", "barrier", "rootfs", "sysctl", "pivot_root",
              "console", "paths", "hostname", "rlimits", "procattrs", "seccomp_early", "user",
              "cwd", "executable", "capabilities", "no_new_privs", "seccomp_late", "ready")
 
@@ -284,6 +285,12 @@ class Init(Setup):
 
     def wants_hooks(self) -> bool:
         return any(self.cfg.hooks(k) for k in ("createContainer", "startContainer"))
+
+    def step_cgroup(self) -> None:
+        # The init moves itself into its v1 cgroups (pid 0 to `tasks`: no global lock, no RCU
+        # grace period) and was born into its cgroup2 directory (clone3); see _fork_init.
+        if self.cfg.cgroups is not None and not self.cfg.ns.userns:
+            self.cfg.cgroups.join_self()
 
     def expect(self, key: str, step: str) -> dict[str, Any]:
         """The next message carrying `key`; the parent's "joined" may arrive in between."""
@@ -500,7 +507,7 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
     restore = _enter_for_children(cfg)
     parent = os.getpid()
     try:
-        pid = os.fork()
+        pid, born_in_cgroup = _fork_init(cfg)
     except BaseException:
         _restore(restore)
         raise
@@ -516,6 +523,8 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
         # The init sets itself up meanwhile: the first cgroup join can wait 7-20 ms for an RCU
         # grace period, and the init needs to be in its cgroup only before a cgroup namespace
         # is made and before it reports ready.
+        if cfg.cgroups is not None and not born_in_cgroup:
+            cfg.cgroups.apply_unified(pid)
         on_forked(pid)
         send(psock, {"joined": True})
         _drive(cfg, psock, pid)
@@ -523,6 +532,24 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
         kill_and_reap(pid)
         raise
     return pid
+
+
+def _fork_init(cfg: InitConfig) -> tuple[int, bool]:
+    """fork; the child born in its cgroup2 directory when there is one. (pid, born there?)"""
+    unified = cfg.cgroups.unified_dir() if cfg.cgroups is not None else None
+    if unified:
+        try:
+            fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                return linux.fork_into_cgroup(fd), True
+            except OSError:
+                pass  # no clone3 (old kernel, a seccomp filter): the parent moves it instead
+            finally:
+                os.close(fd)
+    return os.fork(), False
 
 
 def _spawn_userns(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
@@ -535,6 +562,8 @@ def _spawn_userns(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
     csock.close()
     init = 0
     try:
+        if cfg.cgroups is not None:
+            cfg.cgroups.apply(first)
         on_forked(first)
         send(psock, {"go": True})
         recv(psock, "user namespace")

@@ -203,6 +203,38 @@ class Manager:
                 raise CgroupError(f"writing '{pid}' to {path}/cgroup.procs: "
                                   f"{exc.strerror}") from exc
 
+    def unified_dir(self) -> str | None:
+        """The cgroup2 directory, which a process can be born into (clone3 CLONE_INTO_CGROUP)."""
+        return self.dirs.get("")
+
+    def apply_unified(self, pid: int) -> None:
+        """cgroup.procs of the cgroup2 directory alone (when the init could not be born there)."""
+        if "" in self.dirs:
+            try:
+                write_file(os.path.join(self.dirs[""], "cgroup.procs"), str(pid))
+            except OSError as exc:
+                if not (self.rootless and exc.errno in (errno.EACCES, errno.EPERM, errno.ENOENT)):
+                    raise CgroupError(f"writing '{pid}' to {self.dirs['']}/cgroup.procs: "
+                                      f"{exc.strerror}") from exc
+
+    def join_self(self) -> None:
+        """Move the calling process into every v1 hierarchy by writing 0 to `tasks`.
+
+        A process moving itself (pid 0, one thread) skips the kernel's global
+        cgroup_threadgroup_rwsem, whose first writer waits for an RCU grace period (7-20 ms on
+        kernels without expedited RCU): cgroup.procs writes from the parent pay it, this does not.
+        The cgroup2 directory has no such path; the init is born into it instead.
+        """
+        for key, path in self._distinct().items():
+            if key == "":
+                continue
+            try:
+                write_file(os.path.join(path, "tasks"), "0")
+            except OSError as exc:
+                if self.rootless and exc.errno in (errno.EACCES, errno.EPERM, errno.ENOENT):
+                    continue
+                raise CgroupError(f"writing '0' to {path}/tasks: {exc.strerror}") from exc
+
     def pids(self) -> list[int]:
         key = next((k for k in _PIDS_ORDER if k in self.dirs), None)
         if key is None:
