@@ -108,17 +108,24 @@ def exec_from_cli(root: str, cid: str, flags: dict[str, Any], args: list[str],
 
 
 class ExecChild(process.Setup):
-    STEPS = ("signals", "go", "security_prepare", "namespaces", "console", "rlimits", "procattrs",
+    STEPS = ("signals", "cgroup", "go", "security_prepare", "namespaces", "console", "rlimits", "procattrs",
              "seccomp_early", "user", "cwd", "executable", "capabilities", "no_new_privs",
              "seccomp_late")
     exec_process = True
 
     def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
-                 sock: sockets.Socket, ns_fds: dict[str, int], console_fd: int, keep: int) -> None:
+                 sock: sockets.Socket, ns_fds: dict[str, int], console_fd: int, keep: int,
+                 cgroups: Any = None) -> None:
         super().__init__(proc, linux_cfg, userns, cap_plan, [], sock, [])
+        self.cgroups = cgroups
         self.ns_fds = ns_fds
         self.console_fd = console_fd
         self.keep = keep
+
+    def step_cgroup(self) -> None:
+        # As the init does: v1 by moving itself (no RCU wait), cgroup2 by birth (process.fork_into).
+        if self.cgroups is not None:
+            self.cgroups.join_self()
 
     def step_go(self) -> None:
         from pyrunc import procattrs
@@ -226,11 +233,13 @@ def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: 
     try:
         if pidns >= 0:
             linux.setns(pidns, linux.CLONE_NEWPID)
-        pid = os.fork()
+        mgr = c.cgroup() if c.data.get("cgroup") else None
+        pid, born = process.fork_into(mgr)
         if pid == 0:
             psock.close()
+            # With --cgroup the parent places it (a self-join could race the sub-cgroup write).
             ExecChild(proc, c.config.get("linux", {}), "user" in ns_fds, cap_plan, csock, ns_fds,
-                      console_fd, 3 + opts.preserve_fds).run()
+                      console_fd, 3 + opts.preserve_fds, None if opts.cgroup else mgr).run()
             os._exit(1)
     finally:
         if pidns >= 0:
@@ -239,7 +248,7 @@ def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: 
             os.close(pidns)
     csock.close()
     try:
-        _join_cgroup(c, pid, opts.cgroup)
+        _join_cgroup(mgr, pid, born, opts.cgroup)
         process.send(psock, {"go": True})
         _await_exec(psock)
     except BaseException:
@@ -250,11 +259,14 @@ def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: 
     return pid
 
 
-def _join_cgroup(c: container.Container, pid: int, sub: list[str] | None) -> None:
-    if not c.data.get("cgroup"):
+def _join_cgroup(mgr: Any, pid: int, born: bool, sub: list[str] | None) -> None:
+    """The parent's part: the cgroup2 directory if the child was not born in it, and --cgroup."""
+    if mgr is None:
         return
-    mgr = c.cgroup()
-    mgr.apply(pid)
+    if sub:
+        mgr.apply(pid)
+    elif not born:
+        mgr.apply_unified(pid)
     for item in sub or []:
         ctrl, _, path = item.rpartition(":")
         for key, base in mgr.paths().items():

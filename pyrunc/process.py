@@ -288,7 +288,7 @@ class Init(Setup):
 
     def step_cgroup(self) -> None:
         # The init moves itself into its v1 cgroups (pid 0 to `tasks`: no global lock, no RCU
-        # grace period) and was born into its cgroup2 directory (clone3); see _fork_init.
+        # grace period) and was born into its cgroup2 directory (clone3); see fork_into.
         if self.cfg.cgroups is not None and not self.cfg.ns.userns:
             self.cfg.cgroups.join_self()
 
@@ -507,7 +507,7 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
     restore = _enter_for_children(cfg)
     parent = os.getpid()
     try:
-        pid, born_in_cgroup = _fork_init(cfg)
+        pid, born_in_cgroup = fork_into(cfg.cgroups)
     except BaseException:
         _restore(restore)
         raise
@@ -534,9 +534,10 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
     return pid
 
 
-def _fork_init(cfg: InitConfig) -> tuple[int, bool]:
-    """fork; the child born in its cgroup2 directory when there is one. (pid, born there?)"""
-    unified = cfg.cgroups.unified_dir() if cfg.cgroups is not None else None
+def fork_into(cgroups: Any) -> tuple[int, bool]:
+    """fork; the child born in the cgroup2 directory of `cgroups` (a cgroups.Manager) when there
+    is one. Returns (pid, born there?)."""
+    unified = cgroups.unified_dir() if cgroups is not None else None
     if unified:
         try:
             fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
