@@ -32,7 +32,7 @@ class CreateOptions:
 
 def check_security(config: dict[str, Any]) -> Any:
     """The checks of the security mechanisms that need no privileges; returns the caps plan."""
-    from pyrunc import caps, lsm, procattrs
+    from pyrunc import caps
 
     proc = config["process"]
     linux_cfg = config.get("linux", {})
@@ -40,8 +40,14 @@ def check_security(config: dict[str, Any]) -> Any:
         from pyrunc import seccomp
 
         seccomp.validate(linux_cfg["seccomp"])
-    lsm.check(proc, linux_cfg)
-    procattrs.check(proc, linux_cfg)
+    if spec.uses(proc, linux_cfg, spec.LSM_FIELDS):
+        from pyrunc import lsm
+
+        lsm.check(proc, linux_cfg)
+    if spec.uses(proc, linux_cfg, spec.PROCATTR_FIELDS):
+        from pyrunc import procattrs
+
+        procattrs.check(proc, linux_cfg)
     return caps.plan(proc.get("capabilities"))
 
 

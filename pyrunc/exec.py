@@ -128,10 +128,11 @@ class ExecChild(process.Setup):
             self.cgroups.join_self()
 
     def step_go(self) -> None:
-        from pyrunc import procattrs
-
         process.recv(self.sock, "cgroup")
-        procattrs.initial_affinity(self.process, exec_process=True)
+        if self.process.get("execCPUAffinity"):
+            from pyrunc import procattrs
+
+            procattrs.initial_affinity(self.process, exec_process=True)
 
     def step_namespaces(self) -> None:
         for t in JOIN:

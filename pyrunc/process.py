@@ -30,7 +30,7 @@ import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import os
 import stat
 
-from pyrunc import barrier, jsonfast, linux, namespaces, rootfs, sockets
+from pyrunc import barrier, jsonfast, linux, namespaces, rootfs, sockets, spec
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import InitError, PyruncError, SpecError
 from pyrunc.records import dataclass, field
@@ -162,7 +162,12 @@ class Setup:
             self.seccomp_filter = seccomp.prepare(seccomp_cfg)
         import resource  # noqa: F401
 
-        from pyrunc import caps, lsm, procattrs  # noqa: F401
+        from pyrunc import caps  # noqa: F401
+
+        if spec.uses(self.process, self.linux_cfg, spec.PROCATTR_FIELDS):
+            from pyrunc import procattrs  # noqa: F401
+        if spec.uses(self.process, self.linux_cfg, spec.LSM_FIELDS):
+            from pyrunc import lsm  # noqa: F401
 
         if self.process.get("terminal"):
             from pyrunc import console  # noqa: F401
@@ -227,10 +232,14 @@ class Setup:
     def step_procattrs(self) -> None:
         # Before the uid change and the cap drop: real-time scheduling, negative nice and
         # real-time I/O priority need CAP_SYS_NICE.
-        from pyrunc import lsm, procattrs
+        if spec.uses(self.process, self.linux_cfg, spec.PROCATTR_FIELDS):
+            from pyrunc import procattrs
 
-        procattrs.apply(self.process, self.linux_cfg, exec_process=self.exec_process)
-        lsm.apply_exec_label(self.process)
+            procattrs.apply(self.process, self.linux_cfg, exec_process=self.exec_process)
+        if spec.uses(self.process, self.linux_cfg, spec.LSM_FIELDS):
+            from pyrunc import lsm
+
+            lsm.apply_exec_label(self.process)
 
     def step_seccomp_early(self) -> None:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps

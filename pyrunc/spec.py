@@ -205,6 +205,18 @@ def check_linux(linux: Any) -> None:
                   f"must be an absolute path, got {p!r}")
 
 
+# The fields of the optional mechanisms: their modules are imported only when one is set.
+LSM_FIELDS = (("process", "apparmorProfile"), ("process", "selinuxLabel"), ("linux", "mountLabel"))
+PROCATTR_FIELDS = (("process", "scheduler"), ("process", "ioPriority"),
+                   ("process", "execCPUAffinity"), ("linux", "personality"),
+                   ("linux", "memoryPolicy"))
+
+
+def uses(process: dict[str, Any], linux: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> bool:
+    where = {"process": process, "linux": linux}
+    return any(where[section].get(name) is not None for section, name in fields)
+
+
 def rootfs_path(config: Config, bundle: str) -> str:
     path = config["root"]["path"]
     return os.path.normpath(path if path.startswith("/") else os.path.join(bundle, path))
