@@ -422,12 +422,14 @@ def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
     tmpfs = not (len(hier) == 1 and hier[0][0] == "/sys/fs/cgroup")
     rdonly = bool(op.flags & L.MS_RDONLY)
     fd = make_target(root_fd, op.destination, False)
+    top = -1
     try:
         if tmpfs:
             _mount("tmpfs", fd, "tmpfs", flags, "mode=755", op.destination)
+            top = open_in_root(root_fd, op.destination, L.O_PATH | os.O_DIRECTORY)
         for mnt, fstype, sopts in hier:
             sub = op.destination + mnt[len("/sys/fs/cgroup"):]
-            sfd = make_target(root_fd, sub, False)
+            sfd = _hierarchy_dir(root_fd, top, sub, mnt)
             try:
                 _mount_hierarchy(sfd, mnt, sub, fstype, sopts, flags, ctx)
                 if rdonly:
@@ -440,6 +442,19 @@ def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
         raise MountError(f"mounting cgroups on {op.destination}: {exc.strerror}") from exc
     finally:
         os.close(fd)
+        if top >= 0:
+            os.close(top)
+
+
+def _hierarchy_dir(root_fd: int, top: int, sub: str, mnt: str) -> int:
+    """The mount point of one hierarchy. In the tmpfs we just mounted (nothing of the container's
+    is in it yet) a direct child is made with one mkdirat; anything else goes through in-root
+    resolution."""
+    name = mnt[len("/sys/fs/cgroup/"):]
+    if top < 0 or not name or "/" in name:
+        return make_target(root_fd, sub, False)
+    os.mkdir(name, 0o755, dir_fd=top)
+    return os.open(name, L.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
 
 
 _NOT_CONTROLLERS = {"rw", "ro", "xattr", "noprefix", "clone_children", "nsdelegate",
