@@ -59,6 +59,7 @@ def warning(msg: str) -> None:
 
 def error(msg: str) -> None:
     """The one error report of a failed call: a line on stderr, and one in --log when given."""
+    msg = msg.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a config held
     sys.stderr.write(msg + "\n")
     if _state["path"]:
         write("error", msg)

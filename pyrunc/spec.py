@@ -199,6 +199,10 @@ def check_linux(linux: Any) -> None:
         _need(bool(linux.get("uidMappings")) and bool(linux.get("gidMappings")),
               "linux.uidMappings", "a new user namespace needs uidMappings and gidMappings")
     _need(isinstance(linux.get("sysctl", {}), dict), "linux.sysctl", "not an object")
+    for key, value in linux.get("sysctl", {}).items():
+        _need(isinstance(value, str), f"linux.sysctl[{key!r}]", f"must be a string, got {value!r:.40}")
+        _need(bool(key) and not set(key) & set("/ \t\n\0") and ".." not in key,
+              f"linux.sysctl[{key!r}]", "not a sysctl name")
     for key in ("maskedPaths", "readonlyPaths"):
         for i, p in enumerate(linux.get(key, [])):
             _need(isinstance(p, str) and p.startswith("/"), f"linux.{key}[{i}]",
