@@ -13,8 +13,6 @@ granted, and runc does the same. An unknown name (`CAP_TEST`) is an error, as ru
 
 from __future__ import annotations
 
-import ctypes
-
 from pyrunc import linux, log
 from pyrunc.errors import CapabilityError
 from pyrunc.records import dataclass, field
@@ -121,20 +119,20 @@ def _check_subsets(masks: dict[str, int]) -> None:
 
 # --- capget/capset --------------------------------------------------------------------------------
 # move to linux.py
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(linux.Structure):
+    _fields_ = [("version", linux.c_uint32), ("pid", linux.c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(linux.Structure):
+    _fields_ = [("effective", linux.c_uint32), ("permitted", linux.c_uint32),
+                ("inheritable", linux.c_uint32)]
 
 
 def capget() -> tuple[int, int, int]:
     """(effective, permitted, inheritable) of the calling thread."""
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    linux.syscall("capget", ctypes.byref(hdr), data)
+    data = (_CapData * 2)()  # type: ignore[operator]
+    linux.syscall("capget", linux.byref(hdr), data)
     lo, hi = data[0], data[1]
     return (lo.effective | hi.effective << 32, lo.permitted | hi.permitted << 32,
             lo.inheritable | hi.inheritable << 32)
@@ -142,12 +140,12 @@ def capget() -> tuple[int, int, int]:
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
+    data = (_CapData * 2)()  # type: ignore[operator]
     for i in (0, 1):
         data[i].effective = effective >> (32 * i) & 0xFFFFFFFF
         data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
         data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
-    linux.syscall("capset", ctypes.byref(hdr), data)
+    linux.syscall("capset", linux.byref(hdr), data)
 
 
 # --- the init's steps -----------------------------------------------------------------------------

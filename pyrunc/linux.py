@@ -1,6 +1,6 @@
-"""The syscall layer: the only module of pyrunc that touches ctypes.
+"""The syscall layer: the only module of pyrunc that touches ctypes (through `_ctypes`).
 
-One `CDLL(None, use_errno=True)`, every prototype declared once at import, wrappers of a few lines
+One libc handle with errno kept, every prototype declared once at import, wrappers of a few lines
 that raise `OSError(errno, strerror, <what>)` naming the syscall and its path, and retry on EINTR
 (ctypes does not). Syscalls without a libc wrapper in Debian 12's glibc (pivot_root, openat2,
 open_tree, move_mount, mount_setattr, pidfd_send_signal, close_range) go through `syscall(2)` with
@@ -9,10 +9,62 @@ the numbers of the running architecture.
 
 from __future__ import annotations
 
-import ctypes
+import _ctypes
 import os
+from _ctypes import Structure as Structure
+from _ctypes import byref as byref
+from _ctypes import get_errno as get_errno
+from _ctypes import sizeof as sizeof
 
-libc = ctypes.CDLL(None, use_errno=True)
+from pyrunc._typing import Any
+
+# --- a minimal ctypes on the C module: `import ctypes` costs ~3 ms of every start -------------------
+_FUNCFLAG_CDECL, _FUNCFLAG_PYTHONAPI, _FUNCFLAG_USE_ERRNO = 0x1, 0x4, 0x8
+
+
+class c_int(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N801 (ctypes' names)
+    _type_ = "i"
+
+
+class c_uint(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N801
+    _type_ = "I"
+
+
+class c_long(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N801
+    _type_ = "l"
+
+
+class c_ulong(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N801
+    _type_ = "L"
+
+
+class c_char_p(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N801
+    _type_ = "z"
+
+
+c_uint32, c_uint64, c_size_t = c_uint, c_ulong, c_ulong  # LP64 (x86_64, aarch64, riscv64)
+
+
+class _Lib:
+    """The symbols of the running program (libc, and the interpreter's C API), as ctypes.CDLL."""
+
+    def __init__(self, flags: int, restype: object) -> None:
+        self._handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # NULL: this program
+        self._flags = flags
+        self._restype = restype
+
+    def __getattr__(self, name: str) -> object:
+        class _Func(_ctypes.CFuncPtr):  # type: ignore[misc]
+            _flags_ = self._flags
+            _restype_ = self._restype
+
+        func = _Func((name, self))  # type: ignore[arg-type]
+        setattr(self, name, func)
+        return func
+
+
+libc: Any = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_USE_ERRNO, c_int)
+pythonapi: Any = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI, None)
 
 # --- syscall numbers: generic table (aarch64, riscv64) and x86_64's own ---------------------------
 _NR_X86_64 = {"pivot_root": 155, "setns": 308, "unshare": 272, "capget": 125, "capset": 126,
@@ -105,23 +157,21 @@ PR_CAP_AMBIENT = 47
 CLOSE_RANGE_CLOEXEC = 4
 
 # --- prototypes -----------------------------------------------------------------------------------
-_c_char_p = ctypes.c_char_p
-_ulong = ctypes.c_ulong
-libc.mount.argtypes = [_c_char_p, _c_char_p, _c_char_p, _ulong, _c_char_p]
-libc.umount2.argtypes = [_c_char_p, ctypes.c_int]
-libc.sethostname.argtypes = [_c_char_p, ctypes.c_size_t]
-libc.setdomainname.argtypes = [_c_char_p, ctypes.c_size_t]
-libc.prctl.argtypes = [ctypes.c_int, _ulong, _ulong, _ulong, _ulong]
-libc.syscall.restype = ctypes.c_long
+libc.mount.argtypes = [c_char_p, c_char_p, c_char_p, c_ulong, c_char_p]
+libc.umount2.argtypes = [c_char_p, c_int]
+libc.sethostname.argtypes = [c_char_p, c_size_t]
+libc.setdomainname.argtypes = [c_char_p, c_size_t]
+libc.prctl.argtypes = [c_int, c_ulong, c_ulong, c_ulong, c_ulong]
+libc.syscall.restype = c_long
 
 
-class OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class OpenHow(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
 
 
-class MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class MountAttr(Structure):
+    _fields_ = [("attr_set", c_uint64), ("attr_clr", c_uint64),
+                ("propagation", c_uint64), ("userns_fd", c_uint64)]
 
 
 def _b(s: str | None) -> bytes | None:
@@ -131,7 +181,7 @@ def _b(s: str | None) -> bytes | None:
 def _check(ret: int, what: str, path: str | None = None) -> int:
     """Turn a -1 return into OSError naming the syscall; the caller loops on EINTR."""
     if ret == -1:
-        err = ctypes.get_errno()
+        err = get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}", path)
     return ret
 
@@ -139,7 +189,7 @@ def _check(ret: int, what: str, path: str | None = None) -> int:
 def _call(fn: object, what: str, path: str | None, *args: object) -> int:
     while True:
         ret = fn(*args)  # type: ignore[operator]
-        if ret != -1 or ctypes.get_errno() != 4:  # EINTR
+        if ret != -1 or get_errno() != 4:  # EINTR
             return _check(ret, what, path)
 
 
@@ -168,32 +218,32 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    return _sys("open_tree", path, dirfd, _b(path), ctypes.c_uint(flags))
+    return _sys("open_tree", path, dirfd, _b(path), c_uint(flags))
 
 
 def move_mount(from_fd: int, from_path: str, to_fd: int, to_path: str, flags: int) -> None:
-    _sys("move_mount", to_path, from_fd, _b(from_path), to_fd, _b(to_path), ctypes.c_uint(flags))
+    _sys("move_mount", to_path, from_fd, _b(from_path), to_fd, _b(to_path), c_uint(flags))
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     attr = MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    _sys("mount_setattr", path, dirfd, _b(path), ctypes.c_uint(flags), ctypes.byref(attr),
-         ctypes.c_size_t(ctypes.sizeof(attr)))
+    _sys("mount_setattr", path, dirfd, _b(path), c_uint(flags), byref(attr),
+         c_size_t(sizeof(attr)))
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return _sys("openat2", path, dirfd, _b(path), ctypes.byref(how), ctypes.c_size_t(24))
+    return _sys("openat2", path, dirfd, _b(path), byref(how), c_size_t(24))
 
 
 # --- namespaces and identity ----------------------------------------------------------------------
 def unshare(flags: int) -> None:
-    _sys("unshare", None, ctypes.c_int(flags))
+    _sys("unshare", None, c_int(flags))
 
 
 def setns(fd: int, nstype: int) -> None:
-    _sys("setns", None, ctypes.c_int(fd), ctypes.c_int(nstype))
+    _sys("setns", None, c_int(fd), c_int(nstype))
 
 
 def sethostname(name: str) -> None:
@@ -212,12 +262,12 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _sys("pidfd_send_signal", None, ctypes.c_int(pidfd), ctypes.c_int(sig), None,
-         ctypes.c_uint(0))
+    _sys("pidfd_send_signal", None, c_int(pidfd), c_int(sig), None,
+         c_uint(0))
 
 
-class CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
+class CloneArgs(Structure):
+    _fields_ = [(name, c_uint64) for name in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
         "set_tid", "set_tid_size", "cgroup")]
 
@@ -229,14 +279,14 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     """fork(2), but the child is born in the cgroup2 directory `cgroup_fd` (clone3
     CLONE_INTO_CGROUP): no migration, so no wait on the cgroup threadgroup lock. Python's own
     before/after-fork work runs as for os.fork. Only for a single-threaded caller."""
-    api = ctypes.pythonapi
+    api = pythonapi
     args = CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)  # SIGCHLD
     api.PyOS_BeforeFork()
-    pid = libc.syscall(NR["clone3"], ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    pid = libc.syscall(NR["clone3"], byref(args), c_size_t(sizeof(args)))
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
-    err = ctypes.get_errno()
+    err = get_errno()
     api.PyOS_AfterFork_Parent()
     if pid < 0:
         raise OSError(err, f"clone3: {os.strerror(err)}")
@@ -244,7 +294,7 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    _sys("close_range", None, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    _sys("close_range", None, c_uint(first), c_uint(last), c_uint(flags))
 
 
 def syscall(name: str, *args: object) -> int:

@@ -37,7 +37,7 @@ HEAVY = ["jsonschema", "pyroute2", "argparse", "logging", "subprocess", "datacla
          # each pulls enum, re or collections: a few ms of every call (see pyrunc.jsonfast,
          # pyrunc.sockets, pyrunc._typing, pyrunc.records)
          "json", "re", "enum", "socket", "selectors", "threading", "array", "contextlib",
-         "collections", "base64"]
+         "collections", "base64", "ctypes"]
 
 
 @pytest.mark.parametrize("verb", ["create", "start", "run", "delete", "state", "kill"])
