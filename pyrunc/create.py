@@ -95,11 +95,25 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
         cfg.close_in_child = [lock_fd] if lock_fd is not None else []
         cfg.cgroup_dirs = list(mgr.paths().values())
         cfg.cgroups = mgr
-        pid = process.spawn(cfg, lambda p: _on_forked(config, p))
+        ready_state: list[str] = []
+
+        def on_forked(pid: int) -> None:
+            _on_forked(config, pid)
+            # The final state.json is written and fsynced while the init sets itself up; it is
+            # renamed into place only once the init is ready.
+            st = proc_stat(pid)
+            c.data.update(pid=pid, pid_start=st[1] if st else None)
+            ready_state.append(state.prepare(root, cid, c.data))
+
+        pid = process.spawn(cfg, on_forked)
         made.pid = pid
-        st = proc_stat(pid)
-        c.data.update(pid=pid, pid_start=st[1] if st else None)
-        c.save()
+        if c.data["pid"] == pid:
+            state.commit(ready_state[0])
+        else:  # with a user namespace the first child forked the init: record the init
+            os.unlink(ready_state[0])
+            st = proc_stat(pid)
+            c.data.update(pid=pid, pid_start=st[1] if st else None)
+            c.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
         return c

@@ -113,6 +113,12 @@ def read(root: str, cid: str) -> dict[str, Any]:
 
 def write(root: str, cid: str, data: dict[str, Any]) -> None:
     """Atomically replace state.json: temp file, fsync, rename."""
+    commit(prepare(root, cid, data))
+
+
+def prepare(root: str, cid: str, data: dict[str, Any]) -> str:
+    """The first half of `write`: the temp file, written and fsynced (create does this while the
+    init sets itself up); `commit` renames it into place."""
     d = container_dir(root, cid)
     tmp = os.path.join(d, f".{STATE_FILE}.{os.getpid()}")
     try:
@@ -122,13 +128,26 @@ def write(root: str, cid: str, data: dict[str, Any]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, os.path.join(d, STATE_FILE))
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         raise StateError(f"writing {os.path.join(d, STATE_FILE)}: {exc.strerror}") from exc
+    return tmp
+
+
+def commit(tmp: str) -> None:
+    final = os.path.join(os.path.dirname(tmp), STATE_FILE)
+    try:
+        os.rename(tmp, final)
+    except OSError as exc:
+        _discard(tmp)
+        raise StateError(f"writing {final}: {exc.strerror}") from exc
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 class locked:
