@@ -265,31 +265,28 @@ def _print_log(path: Path, offset: int) -> int:
     return offset + complete
 
 
-@verb("stop")
-def cmd_stop(a: argparse.Namespace) -> int:
+def _each(a: argparse.Namespace, act: Callable[[Containers, Any], object]) -> int:
+    """Apply `act` to each named container, printing its name as docker does."""
     cs = Containers(_store(a))
     for text in a.containers:
-        cs.stop(cs.find(text), a.time)
+        act(cs, cs.find(text))
         print(text)
     return 0
+
+
+@verb("stop")
+def cmd_stop(a: argparse.Namespace) -> int:
+    return _each(a, lambda cs, c: cs.stop(c, a.time))
 
 
 @verb("kill")
 def cmd_kill(a: argparse.Namespace) -> int:
-    cs = Containers(_store(a))
-    for text in a.containers:
-        cs.kill(cs.find(text), a.signal)
-        print(text)
-    return 0
+    return _each(a, lambda cs, c: cs.kill(c, a.signal))
 
 
 @verb("rm")
 def cmd_rm(a: argparse.Namespace) -> int:
-    cs = Containers(_store(a))
-    for text in a.containers:
-        cs.remove(cs.find(text), a.force)
-        print(text)
-    return 0
+    return _each(a, lambda cs, c: cs.remove(c, a.force))
 
 
 @verb("wait")
