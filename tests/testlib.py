@@ -3,10 +3,14 @@ conftest: several conftest modules exist and `from conftest import` picks whiche
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +106,37 @@ class Bundle:
     @property
     def linux(self) -> dict:  # type: ignore[type-arg]
         return self.config["linux"]  # type: ignore[no-any-return]
+
+
+# --- cgroup test trees ---------------------------------------------------------------------
+def cgroup_mounts() -> list[str]:
+    from pyrunc.cgroups.layout import detect
+
+    lay = detect()
+    return sorted(set(lay.v1.values()) | ({lay.unified} if lay.unified else set()))
+
+
+def remove_cgroup_tree(path: str) -> None:
+    """Kill what is left in a test cgroup tree and remove it (rmdir is EBUSY until they are gone)."""
+    if not os.path.isdir(path):
+        return
+    for top, _dirs, _files in os.walk(path, topdown=False):
+        with open(os.path.join(top, "cgroup.procs")) as f:
+            for pid in f.read().split():
+                os.kill(int(pid), signal.SIGKILL)
+    for top, dirs, _files in os.walk(path, topdown=False):
+        for d in [*(os.path.join(top, d) for d in dirs)]:
+            rmdir_retry(d)
+    rmdir_retry(path)
+
+
+def rmdir_retry(path: str) -> None:
+    for _ in range(500):
+        try:
+            os.rmdir(path)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            time.sleep(0.01)
+    os.rmdir(path)

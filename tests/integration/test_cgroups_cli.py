@@ -10,23 +10,15 @@ import json
 import os
 import subprocess  # noqa: TID251  (tests start real processes)
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cgroups_manager import _mounts, _remove_tree, proc_state
-from testlib import Bundle, Runtime
+from test_cgroups_manager import proc_state
+from testlib import Bundle, Runtime, cgroup_mounts
 
 pytestmark = pytest.mark.requires("root", "busybox", "cgroup-v1")
-
-
-@pytest.fixture
-def parent() -> Iterator[str]:
-    name = "pyrunc-test-cg-" + uuid.uuid4().hex[:8]
-    yield name
-    for mount in _mounts():
-        _remove_tree(os.path.join(mount, name))
 
 
 @pytest.fixture
@@ -155,5 +147,5 @@ def test_delete_removes_cgroups(runtime: Runtime, started: Callable[..., tuple[s
                                 parent: str) -> None:
     cid, _ = started("sh", "-c", "sleep 600 & exec sleep 601")
     runtime.run("delete", "--force", cid, check=True)
-    for mount in _mounts():
+    for mount in cgroup_mounts():
         assert not os.path.exists(os.path.join(mount, parent, cid))

@@ -8,12 +8,10 @@ eBPF device filter) on a cgroup2-only layout of that mount.
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import subprocess  # noqa: TID251  (tests start real processes)
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,45 +25,6 @@ from pyrunc.errors import CgroupError
 pytestmark = pytest.mark.requires("root", "cgroup-v1")
 
 Spawn = Callable[..., subprocess.Popen[str]]
-
-
-def _mounts() -> list[str]:
-    lay = detect()
-    return sorted(set(lay.v1.values()) | ({lay.unified} if lay.unified else set()))
-
-
-def _remove_tree(path: str) -> None:
-    """Kill what is left in a test cgroup tree and remove it (rmdir is EBUSY until they are gone)."""
-    if not os.path.isdir(path):
-        return
-    for top, _dirs, _files in os.walk(path, topdown=False):
-        with open(os.path.join(top, "cgroup.procs")) as f:
-            for pid in f.read().split():
-                os.kill(int(pid), signal.SIGKILL)
-    for top, dirs, _files in os.walk(path, topdown=False):
-        for d in [*(os.path.join(top, d) for d in dirs)]:
-            _rmdir_retry(d)
-    _rmdir_retry(path)
-
-
-def _rmdir_retry(path: str) -> None:
-    for _ in range(500):
-        try:
-            os.rmdir(path)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            time.sleep(0.01)
-    os.rmdir(path)
-
-
-@pytest.fixture
-def parent() -> Iterator[str]:
-    name = "pyrunc-test-cg-" + uuid.uuid4().hex[:8]
-    yield name
-    for mount in _mounts():
-        _remove_tree(os.path.join(mount, name))
 
 
 @pytest.fixture
