@@ -27,7 +27,7 @@ import selectors
 import signal
 import subprocess  # noqa: TID251 - the monitor drives the runtime's command line
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pyctr.containers import Container, Containers
@@ -95,16 +95,26 @@ def _start(cs: Containers, c: Container, stdin: object, stdout: object, stderr: 
 def run_foreground(cs: Containers, c: Container, interactive: bool) -> int:
     set_subreaper()
     with flocked(cs.path(c.id) / "monitor.lock"):
-        try:
-            pid = _start(cs, c, None if interactive else subprocess.DEVNULL, None, None)
-        except BaseException:
-            cs.finish(c, 125)
-            raise
-        with forwarding_signals(pid):
-            code = wait_exit(pid)
-        cs.finish(c, code)
+        code = _supervise(cs, c, lambda: _start(cs, c, None if interactive else subprocess.DEVNULL,
+                                                  None, None))
     if c.auto_remove:
         cs.remove_files(c)
+    return code
+
+
+def _supervise(cs: Containers, c: Container, start: Callable[[], int],
+               attach: Callable[[int], None] | None = None) -> int:
+    """Start the container, attach to it, forward signals, reap it and record its exit code."""
+    try:
+        pid = start()
+    except BaseException:
+        cs.finish(c, 125)
+        raise
+    if attach is not None:
+        attach(pid)
+    with forwarding_signals(pid):
+        code = wait_exit(pid)
+    cs.finish(c, code)
     return code
 
 
@@ -113,16 +123,9 @@ def run_tty(cs: Containers, c: Container, interactive: bool) -> int:
 
     set_subreaper()
     with flocked(cs.path(c.id) / "monitor.lock"), console.ConsoleSocket(cs.path(c.id)) as sock:
-        try:
-            pid = _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, None, sock.path)
-        except BaseException:
-            cs.finish(c, 125)
-            raise
-        master = sock.receive()
-        console.proxy(master, pid, interactive)
-        with forwarding_signals(pid):
-            code = wait_exit(pid)
-        cs.finish(c, code)
+        code = _supervise(
+            cs, c, lambda: _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, None, sock.path),
+            lambda pid: console.proxy(sock.receive(), pid, interactive))
     if c.auto_remove:
         cs.remove_files(c)
     return code

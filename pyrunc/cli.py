@@ -118,14 +118,13 @@ def parse(argv: list[str], flags: Flags, stop_at_arg: bool) -> Parsed:
 
 def split_global(argv: list[str]) -> tuple[Parsed, str | None, list[str]]:
     """Global flags, then the command, then its arguments."""
-    for i, a in enumerate(argv):
-        if not a.startswith("-"):
-            # a global flag's value is not the command
-            prev = argv[i - 1].lstrip("-") if i else ""
-            if i and "=" not in prev and _lookup(GLOBAL, prev) and GLOBAL[_lookup(GLOBAL, prev)][1]:  # type: ignore[index]
-                continue
-            return parse(argv[:i], GLOBAL, False), a, argv[i + 1:]
-    return parse(argv, GLOBAL, False), None, []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, _ = argv[i].lstrip("-").partition("=")
+        canon = _lookup(GLOBAL, name)
+        i += 2 if canon and GLOBAL[canon][1] and not eq else 1  # skip a flag's separate value
+    command = argv[i] if i < len(argv) else None
+    return parse(argv[:i], GLOBAL, False), command, argv[i + 1:]
 
 
 @dataclass

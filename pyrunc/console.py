@@ -29,6 +29,21 @@ def connect(path: str) -> int:
         raise ConsoleError(f"--console-socket {path}: {exc.strerror}") from exc
 
 
+def pair() -> tuple[sockets.Socket, int]:
+    """A private console socket for a runtime that keeps the master itself (`run`, `exec` in the
+    foreground): our end, and the fd the init sends the master over."""
+    ours, theirs = sockets.pair(sockets.SOCK_STREAM)
+    return ours, theirs.detach()
+
+
+def recv_master(sock: sockets.Socket) -> int:
+    _, fds = sockets.recv_fds(sock, 64, 1)
+    sock.close()
+    if not fds:
+        raise ConsoleError("the container did not send its terminal")
+    return fds[0]
+
+
 def set_size(fd: int, size: dict[str, Any] | None) -> None:
     if size:
         fcntl.ioctl(fd, termios.TIOCSWINSZ,

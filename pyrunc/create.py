@@ -26,7 +26,8 @@ class CreateOptions:
     preserve_fds: int = 0
     systemd_cgroup: bool = False
     rootless: bool = False
-    console_fd: int = -1  # `run` with a terminal passes its own socket end
+    own_console: bool = False  # `run` in the foreground keeps the pty master itself...
+    console_ours: Any = None  # ...and receives it on this socket (set by create)
     extra_env: list[str] = field(default_factory=list)
 
 
@@ -66,7 +67,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     bundle = os.path.abspath(opts.bundle)
     config = spec.load(bundle)
     cap_plan = check_security(config)
-    if config["process"].get("terminal") and opts.console_fd < 0 and not opts.console_socket:
+    if config["process"].get("terminal") and not opts.own_console and not opts.console_socket:
         raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
     ops = rootfs.plan(config, bundle)
     state.make_dir(root, cid)
@@ -93,7 +94,6 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
         mgr.create()
         cfg = _init_config(c, config, ops, cap_plan, opts, made)
         cfg.close_in_child = [lock_fd] if lock_fd is not None else []
-        cfg.cgroup_dirs = list(mgr.paths().values())
         cfg.cgroups = mgr
         ready_state: list[str] = []
 
@@ -165,11 +165,14 @@ def _init_config(c: Container, config: dict[str, Any], ops: list[rootfs.MountOp]
     # O_RDWR never blocks and keeps a writer open, so the init's read() waits for `start`.
     fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
     made.fds.append(fifo_fd)
-    console_fd = opts.console_fd
-    if opts.console_socket and config["process"].get("terminal"):
+    console_fd = -1
+    if config["process"].get("terminal"):
         from pyrunc import console
 
-        console_fd = console.connect(opts.console_socket)
+        if opts.console_socket:
+            console_fd = console.connect(opts.console_socket)
+        else:
+            opts.console_ours, console_fd = console.pair()
         made.fds.append(console_fd)
     ns = namespaces.plan(config)
     hooks = config.get("hooks", {})

@@ -23,8 +23,9 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             # with --force, remove what can be found; without, say what is wrong.
             if not force:
                 raise
-            _default_cgroup(cid).kill_all()
-            _default_cgroup(cid).destroy()
+            mgr = _default_cgroup(cid)
+            mgr.kill_all()
+            mgr.destroy()
             state.remove_dir(path)
             return
         status = c.status()

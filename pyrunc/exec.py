@@ -206,7 +206,11 @@ def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions
         return 0
     from pyrunc import run
 
-    master = run.recv_master(own_tty) if own_tty is not None else -1
+    master = -1
+    if own_tty is not None:
+        from pyrunc import console
+
+        master = console.recv_master(own_tty)
     return run.wait_foreground(pid, master)
 
 
@@ -221,9 +225,9 @@ def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | 
         from pyrunc.errors import ConsoleError
 
         raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
-    from pyrunc import run
+    from pyrunc import console
 
-    return run.console_pair()
+    return console.pair()
 
 
 def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: dict[str, int],

@@ -2,11 +2,14 @@
 
     parent (pyrunc create)                         init (becomes process.args)
     ----------------------                         ---------------------------
-    cgroups.create(); mkfifo exec.fifo
+    state.json "creating"; cgroups.create()
+    mkfifo exec.fifo
     unshare(NEWPID|NEWTIME) / setns(pid path)
-    fork() --------------------------------------> born in the new pid namespace
-    setns back to its own pid/time ns              join/unshare namespaces (a cgroup namespace
-    cgroups.apply(pid); oom_score_adj                waits for "joined" first); mounts; /dev
+    clone3 CLONE_INTO_CGROUP --------------------> born in the new pid namespace and in its
+    (os.fork if that fails)                          cgroup2 directory; writes 0 to `tasks` of
+    setns back to its own pid/time ns                each v1 hierarchy (no RCU wait either way)
+    [cgroup2 cgroup.procs if not born there]       join/unshare namespaces (a cgroup namespace
+    oom_score_adj; state.json written, fsynced       waits for "joined" first); mounts; /dev
     send "joined" ------------------------------->
                                  <---------------- "hooks"  (only when prestart/createRuntime exist)
     run prestart + createRuntime hooks
@@ -15,8 +18,10 @@
                                                    console; masked/read-only paths; hostname;
                                                    rlimits; procattrs; user; caps; nnp; seccomp
                                  <---------------- "ready"  (after "joined" arrived)
-    pid file, state.json; exit                     read(exec.fifo)  (blocks until `start` writes)
-                                                   startContainer hooks; execve(process.args)
+    rename state.json; pid file; exit              exec pyrunc.barrier's program, which blocks on
+                                                   exec.fifo until `start` writes, then execs
+                                                   process.args (startContainer hooks: the
+                                                   Python init waits and runs them instead)
 
 With a user namespace a first child unshares it, sends "userns" and waits while the parent writes
 its id maps; it then makes the other namespaces, forks the init, sends {"pid": N} and exits.
@@ -54,7 +59,6 @@ class InitConfig:
     extra_env: list[str] = field(default_factory=list)
     cap_plan: Any = None
     close_in_child: list[int] = field(default_factory=list)  # the state lock, above all
-    cgroup_dirs: list[str] = field(default_factory=list)  # where the parent is putting the init
     cgroups: Any = None  # the cgroups.Manager, already created
     run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
     state_for_hooks: Callable[[str, int], dict[str, Any]] | None = None
@@ -328,8 +332,7 @@ class Init(Setup):
 
     def step_rootfs(self) -> None:
         ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
-               "cgroup_paths": rootfs.own_cgroup_paths(), "cgroup_dirs": self.cfg.cgroup_dirs,
-               "await_cgroups": self.await_joined}
+               "cgroup_dirs": list(self.cfg.cgroups.paths().values()) if self.cfg.cgroups else []}
         self.devnull_fd = rootfs.open_devnull()
         rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
                        before_pivot=self._before_pivot)

@@ -414,7 +414,6 @@ def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
 
 def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
     """`type: cgroup`: the host's layout again, each hierarchy rooted at the container's cgroup."""
-    ctx.get("await_cgroups", lambda: None)()  # the parent makes them while we mount the rest
     flags = op.flags & ~(L.MS_RDONLY | L.MS_REMOUNT)
     hier = _cgroup_hierarchies()
     if any(m == "/sys/fs/cgroup" and t == "cgroup2" for m, t, _ in hier):  # unified host
@@ -474,7 +473,7 @@ def _mount_hierarchy(fd: int, mnt: str, sub: str, fstype: str, sopts: str, flags
     if src is None:
         ctrls = {o for o in opts if o not in _NOT_CONTROLLERS}
         own = "/"
-        for key, path in ctx.get("cgroup_paths", {}).items():
+        for key, path in own_cgroup_paths().items():
             if (fstype == "cgroup2" and key == "") or (key and set(key.split(",")) == ctrls):
                 own = path
         src = mnt + own

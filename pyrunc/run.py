@@ -9,9 +9,8 @@ from __future__ import annotations
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import os
 
-from pyrunc import delete, linux, sockets, start
+from pyrunc import delete, linux, start
 from pyrunc.create import CreateOptions, create
-from pyrunc.errors import PyruncError
 
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
              _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT)
@@ -21,15 +20,13 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bo
     if not detach:
         # The init may be a grandchild (user namespaces): reap it as its subreaper.
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    own_tty = None
-    if not detach and not opts.console_socket and _wants_terminal(opts.bundle):
-        own_tty, opts.console_fd = console_pair()
-    try:
-        c = create(root, cid, opts)
-    finally:
-        if opts.console_fd >= 0:
-            os.close(opts.console_fd)
-    master = recv_master(own_tty) if own_tty is not None else -1
+    opts.own_console = not detach and not opts.console_socket
+    c = create(root, cid, opts)
+    master = -1
+    if opts.console_ours is not None:
+        from pyrunc import console
+
+        master = console.recv_master(opts.console_ours)
     try:
         start.start(root, cid)
     except BaseException:
@@ -41,26 +38,6 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bo
     if not keep:
         delete.delete(root, cid, force=True)
     return status
-
-
-def _wants_terminal(bundle: str) -> bool:
-    from pyrunc import spec
-
-    cfg = spec.load_json(os.path.join(os.path.abspath(bundle), "config.json"))
-    return bool(isinstance(cfg, dict) and (cfg.get("process") or {}).get("terminal"))
-
-
-def console_pair() -> tuple[sockets.Socket, int]:
-    ours, theirs = sockets.pair(sockets.SOCK_STREAM)
-    return ours, theirs.detach()
-
-
-def recv_master(sock: sockets.Socket) -> int:
-    _, fds = sockets.recv_fds(sock, 64, 1)
-    sock.close()
-    if not fds:
-        raise PyruncError("the container did not send its terminal")
-    return fds[0]
 
 
 def _forward(pid: int) -> None:
