@@ -8,10 +8,10 @@ arguments belong to the process). This is the only module that prints errors and
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pyrunc import log
+from pyrunc import oslite as os
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import PyruncError
 from pyrunc.records import dataclass, field

@@ -9,11 +9,11 @@ the console socket (one message, payload "/dev/ptmx", the fd as SCM_RIGHTS), bin
 from __future__ import annotations
 
 import fcntl
-import os
 import struct
 import termios
 
 from pyrunc import linux, sockets
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import ConsoleError
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import select
 import signal
 import termios
 import tty
+
+from pyrunc import oslite as os
 
 
 def _resize(master: int) -> None:

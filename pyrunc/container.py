@@ -7,8 +7,7 @@ for a live container, and signals go through a pidfd opened and then re-verified
 
 from __future__ import annotations
 
-import os
-
+from pyrunc import oslite as os
 from pyrunc import state
 from pyrunc._typing import Any
 from pyrunc.errors import ContainerNotFound

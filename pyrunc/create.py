@@ -7,9 +7,8 @@ LSM, process attributes). After that, each thing made is undone if a later step 
 
 from __future__ import annotations
 
-import os
-
 from pyrunc import log, namespaces, notify, process, rootfs, spec, state
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.container import Container, proc_stat
 from pyrunc.errors import ConsoleError

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
-import os
 import time
 
 from pyrunc import container, log, state
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import ContainerNotFound, PyruncError, StateError
 

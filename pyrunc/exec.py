@@ -16,9 +16,8 @@ exec that fails is reported by `pyrunc exec` itself, as runc does.
 
 from __future__ import annotations
 
-import os
-
 from pyrunc import container, jsonfast, linux, namespaces, process, sockets, spec
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
 from pyrunc.records import dataclass

@@ -18,10 +18,10 @@ dumpable, so processes in the container cannot open its /proc/<pid>/{exe,map_fil
 
 from __future__ import annotations
 
-import os
 import sys
 
 from pyrunc import linux, log
+from pyrunc import oslite as os
 from pyrunc.errors import MountError
 
 EXE_DIR = "/run/pyrunc/exe"

@@ -11,10 +11,10 @@ The module-level constants are the single list each mechanism should check its i
 
 from __future__ import annotations
 
-import os
 import re
 
 from pyrunc import caps, rootfs
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.spec import OCI_VERSION
 

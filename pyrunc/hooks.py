@@ -10,10 +10,10 @@ the create; poststart and poststop failures are logged and the rest still run (t
 from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
-import os
 import select
 
 from pyrunc import jsonfast
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import HookError
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
-import os
 
 from pyrunc import container, linux, state
+from pyrunc import oslite as os
 from pyrunc.errors import InvalidState, PyruncError
 
 _NAMES: dict[str, int] = {n: getattr(_signal, n) for n in dir(_signal)

@@ -10,12 +10,12 @@ the numbers of the running architecture.
 from __future__ import annotations
 
 import _ctypes
-import os
 from _ctypes import Structure as Structure
 from _ctypes import byref as byref
 from _ctypes import get_errno as get_errno
 from _ctypes import sizeof as sizeof
 
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 
 # --- a minimal ctypes on the C module: `import ctypes` costs ~3 ms of every start -------------------

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from pyrunc import container, jsonfast, state
+from pyrunc import oslite as os
 from pyrunc.errors import PyruncError
 
 

@@ -7,9 +7,10 @@ reads the whole file as one JSON object, so a failing call writes exactly one er
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+
+from pyrunc import oslite as os
 
 _state: dict[str, object] = {"path": None, "json": False, "debug": False}
 

@@ -14,9 +14,9 @@ land elsewhere (CVE-2019-16884: an AppArmor label written to a fake procfs).
 from __future__ import annotations
 
 import ctypes
-import os
 
 from pyrunc import linux
+from pyrunc import oslite as os
 from pyrunc.errors import LsmError
 
 PROC_SUPER_MAGIC = 0x9FA0

@@ -9,9 +9,8 @@ Ordering constraints (config-linux.md and the kernel):
 
 from __future__ import annotations
 
-import os
-
 from pyrunc import linux
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import NamespaceError
 from pyrunc.records import dataclass, field

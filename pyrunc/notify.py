@@ -15,9 +15,9 @@ bounded by TIMEOUT: a workload that never notifies gets a warning, not a hung `s
 
 from __future__ import annotations
 
-import os
 import time
 
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 
 MYPY = False

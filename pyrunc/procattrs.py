@@ -10,9 +10,9 @@ container's init (runtime-spec): only `exec` passes `exec_process=True`.
 from __future__ import annotations
 
 import ctypes
-import os
 
 from pyrunc import linux
+from pyrunc import oslite as os
 from pyrunc.errors import SpecError
 
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,

@@ -32,10 +32,10 @@ and the parent reports it with the step. Children leave with os._exit only.
 from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
-import os
 import stat
 
 from pyrunc import barrier, jsonfast, linux, namespaces, rootfs, sockets, spec
+from pyrunc import oslite as os
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import InitError, PyruncError, SpecError
 from pyrunc.records import dataclass, field

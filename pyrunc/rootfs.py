@@ -15,10 +15,10 @@ with move_mount, never a path the container could have replaced.
 from __future__ import annotations
 
 import errno
-import os
 import stat
 
 from pyrunc import linux
+from pyrunc import oslite as os
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import MountError, SpecError
 from pyrunc.records import dataclass, field

@@ -7,9 +7,9 @@ caller's terminal (raw mode, window size), as `runc run` does.
 from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
-import os
 
 from pyrunc import delete, linux, start
+from pyrunc import oslite as os
 from pyrunc.create import CreateOptions, create
 
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,

@@ -7,10 +7,10 @@ hot path only checks what it relies on, and names the field of every problem
 
 from __future__ import annotations
 
-import os
 import resource
 
 from pyrunc import jsonfast
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 

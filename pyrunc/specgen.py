@@ -9,8 +9,8 @@ no devpts `gid=5` (the group is unmapped) and no device cgroup rules.
 from __future__ import annotations
 
 import json
-import os
 
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 from pyrunc.spec import OCI_VERSION

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
-import os
 
 from pyrunc import container, log, notify, state
+from pyrunc import oslite as os
 from pyrunc.errors import InvalidState
 
 

@@ -16,9 +16,9 @@ state.json is written to a temp file in the same directory, fsynced, then rename
 from __future__ import annotations
 
 import fcntl
-import os
 
 from pyrunc import jsonfast
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import (
     ContainerExists,

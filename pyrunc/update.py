@@ -8,9 +8,9 @@ state's config so later verbs (and the next update) see them.
 
 from __future__ import annotations
 
-import os
 import re
 
+from pyrunc import oslite as os
 from pyrunc._typing import Any, TextIO
 from pyrunc.errors import InvalidState, SpecError
 

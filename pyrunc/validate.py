@@ -12,12 +12,12 @@ module must never be imported on the create/start/run path, and stays cheap if i
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 from pyrunc.features import CAPABILITIES

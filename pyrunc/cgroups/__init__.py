@@ -10,8 +10,7 @@ the v2 eBPF program), bpf (the bpf(2) calls), manager (the executor), stats (eve
 
 from __future__ import annotations
 
-import os
-
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.cgroups import devices
 from pyrunc.cgroups.layout import Layout, detect

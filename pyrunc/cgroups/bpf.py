@@ -9,9 +9,10 @@ shorter attr than its own as long as the bytes it gets are consistent.
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 import struct
+
+from pyrunc import oslite as os
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 

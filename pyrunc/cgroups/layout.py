@@ -13,8 +13,7 @@ The facts come from /proc/self/mountinfo and /proc/self/cgroup, parsed once per 
 
 from __future__ import annotations
 
-import os
-
+from pyrunc import oslite as os
 from pyrunc.errors import CgroupError
 from pyrunc.records import dataclass, field
 

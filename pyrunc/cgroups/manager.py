@@ -9,9 +9,9 @@ pausing; the cgroup2 directory is joined too, which gives `cgroup.kill` for free
 from __future__ import annotations
 
 import errno
-import os
 import time
 
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.cgroups import devices
 from pyrunc.errors import CgroupError

@@ -5,8 +5,7 @@ Keys and omissions follow runc's types/events.go (`omitempty` fields are left ou
 
 from __future__ import annotations
 
-import os
-
+from pyrunc import oslite as os
 from pyrunc._typing import Any
 
 _NS_PER_TICK = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") or 100)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.requires("root", "busybox")
 REPO = Path(__file__).resolve().parents[2]
 OFF_THE_HOT_PATH = {"jsonschema", "pyroute2", "argparse", "logging", "subprocess", "dataclasses",
                     "typing", "inspect", "json", "re", "enum", "socket", "selectors", "threading",
-                    "array", "contextlib", "collections", "base64", "ctypes"}
+                    "array", "contextlib", "collections", "base64", "ctypes", "os"}
 
 
 def _imports(runtime: Runtime, *args: str) -> set[str]:

@@ -37,7 +37,9 @@ HEAVY = ["jsonschema", "pyroute2", "argparse", "logging", "subprocess", "datacla
          # each pulls enum, re or collections: a few ms of every call (see pyrunc.jsonfast,
          # pyrunc.sockets, pyrunc._typing, pyrunc.records)
          "json", "re", "enum", "socket", "selectors", "threading", "array", "contextlib",
-         "collections", "base64", "ctypes"]
+         "collections", "base64", "ctypes",
+         # os builds collections.abc's ABCs (~1.3 ms): pyrunc.oslite is posix plus what we use
+         "os"]
 
 
 @pytest.mark.parametrize("verb", ["create", "start", "run", "delete", "state", "kill"])
