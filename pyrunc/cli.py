@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from pyrunc import log
+from pyrunc import OCI_VERSION, VERSION, log
 from pyrunc import oslite as os
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import PyruncError
-from pyrunc.records import dataclass, field
-
-VERSION = "0.1.0"
-SPEC_VERSION = "1.3.0"
 
 # flag spec: canonical name -> (aliases, takes a value, repeatable)
 Flags = dict[str, tuple[tuple[str, ...], bool, bool]]
@@ -71,10 +67,10 @@ class UsageError(PyruncError):
     pass
 
 
-@dataclass
 class Parsed:
-    flags: dict[str, Any] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.flags: dict[str, Any] = {}
+        self.args: list[str] = []
 
 
 def _lookup(flags: Flags, name: str) -> str | None:
@@ -127,11 +123,11 @@ def split_global(argv: list[str]) -> tuple[Parsed, str | None, list[str]]:
     return parse(argv[:i], GLOBAL, False), command, argv[i + 1:]
 
 
-@dataclass
 class Ctx:
-    root: str
-    g: dict[str, Any]
-    p: Parsed
+    def __init__(self, root: str, g: dict[str, Any], p: Parsed) -> None:
+        self.root = root
+        self.g = g
+        self.p = p
 
     def arg(self, n: int, what: str = "container id") -> str:
         if len(self.p.args) <= n:
@@ -366,7 +362,7 @@ def version() -> str:
         commit = _build.COMMIT
     except ImportError:
         pass
-    return f"pyrunc version {VERSION}\ncommit: {commit}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+    return f"pyrunc version {VERSION}\ncommit: {commit}\nspec: {OCI_VERSION}\npython: {sys.version.split()[0]}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,10 @@ for a live container, and signals go through a pidfd opened and then re-verified
 
 from __future__ import annotations
 
+from pyrunc import OCI_VERSION, state
 from pyrunc import oslite as os
-from pyrunc import state
 from pyrunc._typing import Any
 from pyrunc.errors import ContainerNotFound
-from pyrunc.spec import OCI_VERSION
 
 
 def proc_stat(pid: int) -> tuple[str, int] | None:

@@ -65,10 +65,8 @@ def _kill_init(c: container.Container) -> None:
     try:
         if not c.alive():  # the pid was recycled between the check and the open
             return
-        from pyrunc import linux
-
         try:
-            linux.pidfd_send_signal(fd, _signal.SIGKILL)
+            _signal.pidfd_send_signal(fd, _signal.SIGKILL)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + 10

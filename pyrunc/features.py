@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import re
 
-from pyrunc import caps, rootfs
+from pyrunc import OCI_VERSION, caps, rootfs
 from pyrunc import oslite as os
 from pyrunc._typing import Any
-from pyrunc.spec import OCI_VERSION
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = OCI_VERSION

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 
-from pyrunc import container, linux, state
+from pyrunc import container, state
 from pyrunc import oslite as os
 from pyrunc.errors import InvalidState, PyruncError
 
@@ -60,7 +60,7 @@ def signal_init(c: container.Container, sig: int) -> None:
     try:
         if not c.alive():
             raise InvalidState("container not running")
-        linux.pidfd_send_signal(fd, sig)
+        _signal.pidfd_send_signal(fd, sig)
     except ProcessLookupError as exc:
         raise InvalidState("container not running") from exc
     finally:

@@ -3,7 +3,7 @@
 One libc handle with errno kept, every prototype declared once at import, wrappers of a few lines
 that raise `OSError(errno, strerror, <what>)` naming the syscall and its path, and retry on EINTR
 (ctypes does not). Syscalls without a libc wrapper in Debian 12's glibc (pivot_root, openat2,
-open_tree, move_mount, mount_setattr, pidfd_send_signal, close_range) go through `syscall(2)` with
+open_tree, move_mount, mount_setattr, close_range) go through `syscall(2)` with
 the numbers of the running architecture.
 """
 
@@ -74,7 +74,7 @@ _NR_GENERIC = {"pivot_root": 41, "setns": 268, "unshare": 97, "capget": 90, "cap
                "personality": 92, "ioprio_set": 30, "set_mempolicy": 237, "sched_setattr": 274,
                "seccomp": 277, "bpf": 280}
 # Numbers >= 424 are the same on every architecture.
-_NR_COMMON = {"pidfd_send_signal": 424, "clone3": 435, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+_NR_COMMON = {"clone3": 435, "open_tree": 428, "move_mount": 429, "fsopen": 430,
               "fsconfig": 431, "fsmount": 432, "pidfd_open": 434, "close_range": 436, "openat2": 437,
               "mount_setattr": 442}
 NR = {**(_NR_X86_64 if os.uname().machine == "x86_64" else _NR_GENERIC), **_NR_COMMON}
@@ -259,11 +259,6 @@ def setdomainname(name: str) -> None:
 # --- processes ------------------------------------------------------------------------------------
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _call(libc.prctl, "prctl", None, option, arg2, arg3, arg4, arg5)
-
-
-def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _sys("pidfd_send_signal", None, c_int(pidfd), c_int(sig), None,
-         c_uint(0))
 
 
 class CloneArgs(Structure):

@@ -45,7 +45,7 @@ def _forward(pid: int) -> None:
 
     def handler(sig: int, _frame: object) -> None:
         try:
-            linux.pidfd_send_signal(pidfd, sig)
+            _signal.pidfd_send_signal(pidfd, sig)
         except OSError:
             pass
 

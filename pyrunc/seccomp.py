@@ -19,6 +19,7 @@ kills their syscalls (SCMP_FLTATR_ACT_BADARCH), which is the safe side.
 
 from __future__ import annotations
 
+from pyrunc import OCI_VERSION
 from pyrunc._typing import Any
 from pyrunc.errors import SeccompError
 from pyrunc.records import dataclass
@@ -253,7 +254,7 @@ def send_to_listener(listener_path: str, metadata: str, state: dict,  # type: ig
     import json
     import socket
 
-    msg = {"ociVersion": state.get("ociVersion", "1.3.0"), "fds": ["seccompFd"],
+    msg = {"ociVersion": state.get("ociVersion", OCI_VERSION), "fds": ["seccompFd"],
            "pid": state.get("pid"), "state": state}
     if metadata:
         msg["metadata"] = metadata

@@ -15,7 +15,6 @@ from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 
 Config = dict[str, Any]
-OCI_VERSION = "1.3.0"  # the runtime-spec version pyrunc implements
 
 NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
 

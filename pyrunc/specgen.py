@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 
+from pyrunc import OCI_VERSION
 from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
-from pyrunc.spec import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

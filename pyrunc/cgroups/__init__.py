@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from pyrunc import oslite as os
 from pyrunc._typing import Any
-from pyrunc.cgroups import devices
-from pyrunc.cgroups.layout import Layout, detect
 from pyrunc.cgroups.manager import Manager
 from pyrunc.errors import CgroupError, SpecError
 
-__all__ = ["Layout", "Manager", "detect", "from_state", "manager_for", "new_manager"]
+MYPY = False
+if MYPY:
+    from pyrunc.cgroups.layout import Layout
+
+__all__ = ["Manager", "from_state", "manager_for", "new_manager"]
 
 SYSTEMD_RUNNING = "/run/systemd/system"
 
@@ -29,12 +31,16 @@ def new_manager(cid: str, linux: dict[str, Any], *, systemd: bool = False,
     path = linux.get("cgroupsPath")
     if systemd:
         _check_systemd(path)
+    from pyrunc.cgroups.layout import detect  # create, and delete of a damaged state only
+
     return manager_for(detect(), cid, linux, rootless=rootless)
 
 
 def manager_for(layout: Layout, cid: str, linux: dict[str, Any], *,
                 rootless: bool = False) -> Manager:
     """new_manager on an explicit layout (tests use a cgroup2-only layout on a hybrid host)."""
+    from pyrunc.cgroups import devices
+
     resources = linux.get("resources") or {}
     if not isinstance(resources, dict):
         raise SpecError("linux.resources: expected an object")

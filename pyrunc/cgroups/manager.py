@@ -13,14 +13,13 @@ import time
 
 from pyrunc import oslite as os
 from pyrunc._typing import Any
-from pyrunc.cgroups import devices
 from pyrunc.errors import CgroupError
 
 MYPY = False
 if MYPY:
     from collections.abc import Set as AbstractSet
 
-    from pyrunc.cgroups import plan
+    from pyrunc.cgroups import devices, plan
 
 _SIGKILL = 9  # signal.SIGKILL without importing signal (it pulls enum: ~5 ms)
 _FREEZE_TIMEOUT = 5.0
@@ -51,14 +50,26 @@ def _write(path: str, value: str) -> None:
 
 class Manager:
     def __init__(self, mode: str, dirs: dict[str, str], resources: dict[str, Any],
-                 rules: list[devices.Rule], *, rootless: bool = False,
-                 v2_root: str | None = None) -> None:
+                 rules: list[devices.Rule] | None, *, rootless: bool = False,
+                 v2_root: str | None = None, rule_rows: list[list[Any]] | None = None) -> None:
         self.mode = mode
         self.dirs = dirs
         self.resources = resources
-        self.rules = rules
+        # The device rules, or (from a saved state) their rows, turned into rules when asked:
+        # delete, kill --all and pause never need them, nor the devices module.
+        self._rules = rules
+        self._rule_rows = rule_rows or []
         self.rootless = rootless
         self.v2_root = v2_root  # the cgroup2 mount point, to enable controllers top-down
+
+    @property
+    def rules(self) -> list[devices.Rule]:
+        if self._rules is None:
+            from pyrunc.cgroups import devices
+
+            self._rules = [devices.Rule(bool(a), t, ma, mi, acc) for a, t, ma, mi, acc in
+                           self._rule_rows]
+        return self._rules
 
     # ---- creation -------------------------------------------------------------------------------
 
@@ -101,6 +112,8 @@ class Manager:
                 _write(os.path.join(path, name), read_file(os.path.join(parent, name)).strip())
 
     def _apply_devices(self) -> None:
+        from pyrunc.cgroups import devices
+
         if "devices" in self.dirs:
             base = self.dirs["devices"]
             for file, line in devices.render_v1(self.rules):
@@ -362,14 +375,18 @@ class Manager:
     def to_state(self) -> dict[str, Any]:
         return {"version": 1, "mode": self.mode, "dirs": dict(self.dirs),
                 "resources": self.resources, "rootless": self.rootless, "v2_root": self.v2_root,
-                "devices": [[int(r.allow), r.type, r.major, r.minor, r.access] for r in self.rules]}
+                "devices": self._rule_rows if self._rules is None else
+                [[int(r.allow), r.type, r.major, r.minor, r.access] for r in self._rules]}
 
     @classmethod
     def from_state(cls, saved: dict[str, Any]) -> Manager:
         try:
-            rules = [devices.Rule(bool(a), t, ma, mi, acc) for a, t, ma, mi, acc in saved["devices"]]
-            return cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, rules,
-                       rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"))
+            rows = [list(row) for row in saved["devices"]]
+            if any(len(row) != 5 for row in rows):
+                raise ValueError("a device rule is not [allow, type, major, minor, access]")
+            return cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, None,
+                       rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"),
+                       rule_rows=rows)
         except (KeyError, TypeError, ValueError) as exc:
             raise CgroupError(f"malformed cgroup state: {exc!r}") from exc
 
