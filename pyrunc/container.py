@@ -78,8 +78,8 @@ class Container:
     def locked(self) -> state.locked:
         return state.locked(self.root, self.id)
 
-    def save(self) -> None:
-        state.write(self.root, self.id, self.data)
+    def save(self, sync: bool = True) -> None:
+        state.write(self.root, self.id, self.data, sync)
 
     def oci_state(self, status: str | None = None) -> dict[str, Any]:
         """The runtime-spec state: what `state` prints and what hooks read on stdin."""

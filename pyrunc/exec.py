@@ -282,7 +282,7 @@ def _join_cgroup(mgr: Any, pid: int, born: bool, sub: list[str] | None) -> None:
 def _await_exec(sock: sockets.Socket) -> None:
     """EOF means the child's execve closed the socket: the process runs."""
     while True:
-        data = sock.recv(65536)
+        data = process.recv_bytes(sock)
         if not data:
             return
         msg = jsonfast.loads(data)

@@ -85,8 +85,18 @@ def send(sock: sockets.Socket, msg: dict[str, Any]) -> None:
         raise
 
 
+def recv_bytes(sock: sockets.Socket) -> bytes:
+    """One message from the sync socket; b"" once the other side has closed it."""
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        # The child exited with a message of ours unread (it failed before reading "joined"):
+        # the kernel reports the reset first, then the messages still queued for us (its error).
+        return sock.recv(65536)
+
+
 def recv(sock: sockets.Socket, step: str) -> dict[str, Any]:
-    data = sock.recv(65536)
+    data = recv_bytes(sock)
     if not data:
         raise InitError(step, "the other side of the sync socket went away")
     msg: dict[str, Any] = jsonfast.loads(data)

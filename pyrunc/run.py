@@ -21,6 +21,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, keep: bo
         # The init may be a grandchild (user namespaces): reap it as its subreaper.
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
     opts.own_console = not detach and not opts.console_socket
+    opts.durable_state = detach or keep  # otherwise the state is gone when run returns
     c = create(root, cid, opts)
     master = -1
     if opts.console_ours is not None:
