@@ -187,6 +187,14 @@ def walk(top: str, topdown: bool = True) -> Iterator[tuple[str, list[str], list[
         yield top, dirs, files
 
 
+def _file_type(how: Any, p: str) -> int | None:
+    """S_IFMT of `p` by stat or lstat, None when it cannot be had (as posixpath's queries)."""
+    try:
+        return int(how(p).st_mode) & 0o170000
+    except (OSError, ValueError):
+        return None
+
+
 class path:  # noqa: N801 — read as os.path
     """posixpath's functions that pyrunc uses, for str paths."""
 
@@ -228,33 +236,19 @@ class path:  # noqa: N801 — read as os.path
 
     @staticmethod
     def exists(p: str) -> bool:
-        try:
-            stat(p)
-        except (OSError, ValueError):
-            return False
-        return True
+        return _file_type(stat, p) is not None
 
     @staticmethod
     def lexists(p: str) -> bool:
-        try:
-            lstat(p)
-        except (OSError, ValueError):
-            return False
-        return True
+        return _file_type(lstat, p) is not None
 
     @staticmethod
     def isdir(p: str) -> bool:
-        try:
-            return stat(p).st_mode & 0o170000 == 0o040000
-        except (OSError, ValueError):
-            return False
+        return _file_type(stat, p) == 0o040000
 
     @staticmethod
     def islink(p: str) -> bool:
-        try:
-            return lstat(p).st_mode & 0o170000 == 0o120000
-        except (OSError, ValueError):
-            return False
+        return _file_type(lstat, p) == 0o120000
 
     @staticmethod
     def relpath(p: str, start: str) -> str:

@@ -46,9 +46,9 @@ def manager_for(layout: Layout, cid: str, linux: dict[str, Any], *,
         raise SpecError("linux.resources: expected an object")
     path = _cgroups_path(linux.get("cgroupsPath"), cid)
     dirs = _resolve(layout, path)
-    rules = devices.rules(linux)
+    rows = [rule.row() for rule in devices.rules(linux)]
     _check_plan(layout, dirs, resources)
-    return Manager(layout.mode, dirs, resources, rules, rootless=rootless,
+    return Manager(layout.mode, dirs, resources, rows, rootless=rootless,
                    v2_root=layout.unified)
 
 

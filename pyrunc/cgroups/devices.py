@@ -35,6 +35,10 @@ class Rule:
         minor = "*" if self.minor == WILDCARD else str(self.minor)
         return file, f"{self.type} {major}:{minor} {self.access}"
 
+    def row(self) -> list[Any]:
+        """The rule as state.json keeps it: [allow, type, major, minor, access]."""
+        return [int(self.allow), self.type, self.major, self.minor, self.access]
+
 
 def _char(major: int, minor: int) -> Rule:
     return Rule(True, "c", major, minor, "rwm")

@@ -50,26 +50,22 @@ def _write(path: str, value: str) -> None:
 
 class Manager:
     def __init__(self, mode: str, dirs: dict[str, str], resources: dict[str, Any],
-                 rules: list[devices.Rule] | None, *, rootless: bool = False,
-                 v2_root: str | None = None, rule_rows: list[list[Any]] | None = None) -> None:
+                 rule_rows: list[list[Any]], *, rootless: bool = False,
+                 v2_root: str | None = None) -> None:
         self.mode = mode
         self.dirs = dirs
         self.resources = resources
-        # The device rules, or (from a saved state) their rows, turned into rules when asked:
-        # delete, kill --all and pause never need them, nor the devices module.
-        self._rules = rules
-        self._rule_rows = rule_rows or []
+        self.rule_rows = rule_rows  # the device rules as state.json keeps them (devices.Rule.row)
         self.rootless = rootless
         self.v2_root = v2_root  # the cgroup2 mount point, to enable controllers top-down
 
     @property
     def rules(self) -> list[devices.Rule]:
-        if self._rules is None:
-            from pyrunc.cgroups import devices
+        """Made from the rows when asked: delete, kill --all and pause never load the devices
+        module."""
+        from pyrunc.cgroups import devices
 
-            self._rules = [devices.Rule(bool(a), t, ma, mi, acc) for a, t, ma, mi, acc in
-                           self._rule_rows]
-        return self._rules
+        return [devices.Rule(bool(a), t, ma, mi, acc) for a, t, ma, mi, acc in self.rule_rows]
 
     # ---- creation -------------------------------------------------------------------------------
 
@@ -375,8 +371,7 @@ class Manager:
     def to_state(self) -> dict[str, Any]:
         return {"version": 1, "mode": self.mode, "dirs": dict(self.dirs),
                 "resources": self.resources, "rootless": self.rootless, "v2_root": self.v2_root,
-                "devices": self._rule_rows if self._rules is None else
-                [[int(r.allow), r.type, r.major, r.minor, r.access] for r in self._rules]}
+                "devices": self.rule_rows}
 
     @classmethod
     def from_state(cls, saved: dict[str, Any]) -> Manager:
@@ -384,9 +379,8 @@ class Manager:
             rows = [list(row) for row in saved["devices"]]
             if any(len(row) != 5 for row in rows):
                 raise ValueError("a device rule is not [allow, type, major, minor, access]")
-            return cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, None,
-                       rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"),
-                       rule_rows=rows)
+            return cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, rows,
+                       rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"))
         except (KeyError, TypeError, ValueError) as exc:
             raise CgroupError(f"malformed cgroup state: {exc!r}") from exc
 
