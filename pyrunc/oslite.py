@@ -138,7 +138,8 @@ __all__ = [  # os's names, re-exported
     "fsencode", "fdopen", "makedirs", "walk", "path",
 ]
 
-_path_normpath = posix._path_normpath  # type: ignore[attr-defined]  # C, since 3.11
+# posixpath.normpath's own C implementation (3.11+); an interpreter without it gets posixpath's.
+_path_normpath: Any = getattr(posix, "_path_normpath", None)
 _ENC = ("utf-8", "surrogateescape")  # os's filesystem encoding and error handler on Linux
 
 # os.environ without its MutableMapping (pyrunc only reads its own environment).
@@ -228,7 +229,11 @@ class path:  # noqa: N801 — read as os.path
 
     @staticmethod
     def normpath(p: str) -> str:
-        return _path_normpath(p) or "."
+        if _path_normpath is None:
+            import posixpath
+
+            return posixpath.normpath(p)
+        return str(_path_normpath(p)) or "."
 
     @staticmethod
     def abspath(p: str) -> str:
