@@ -401,8 +401,13 @@ def _rmdir(path: str) -> None:
 
 def _rmdir_tree(path: str) -> None:
     """Remove a cgroup and the sub-cgroups the container made inside it, deepest first."""
-    if not os.path.isdir(path):
+    try:
+        os.rmdir(path)  # the usual case: no sub-cgroups, no tasks left
         return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # EBUSY: sub-cgroups, or tasks still being released
     for top, subdirs, _files in os.walk(path, topdown=False):
         for sub in subdirs:
             _rmdir(os.path.join(top, sub))

@@ -149,3 +149,22 @@ def test_delete_removes_cgroups(runtime: Runtime, started: Callable[..., tuple[s
     runtime.run("delete", "--force", cid, check=True)
     for mount in cgroup_mounts():
         assert not os.path.exists(os.path.join(mount, parent, cid))
+
+
+def test_delete_removes_sub_cgroups_the_workload_made(
+        runtime: Runtime, started: Callable[..., tuple[str, Bundle]], parent: str) -> None:
+    """A workload may make cgroups below its own (systemd in a container does); delete --force
+    removes them, deepest first, along with the container's, in every hierarchy."""
+    cid, _ = started("sleep", "600")
+    pid = int(runtime.state(cid)["pid"])  # type: ignore[call-overload]
+    made = []
+    for controller in ("memory", "pids", "unified"):
+        deep = Path(f"/sys/fs/cgroup/{controller}/{parent}/{cid}/a/b")
+        deep.mkdir(parents=True)
+        made.append(deep)
+    procs = Path(f"/sys/fs/cgroup/pids/{parent}/{cid}/a/b/cgroup.procs")
+    procs.write_text(str(pid))  # the init itself moves down a level
+    runtime.run("delete", "--force", cid, check=True, timeout=30)
+    for deep in made:
+        assert not deep.parent.parent.exists(), deep.parent.parent
+    assert not os.path.exists(f"/proc/{pid}") or proc_state(pid) == "Z"  # killed (maybe unreaped)
