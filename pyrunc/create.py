@@ -57,9 +57,9 @@ def check_security(config: dict[str, Any]) -> Any:
 
 def _listen_fds() -> int:
     """systemd socket activation: LISTEN_FDS meant for us are passed on as fds 3.. of the init."""
-    if os.environ.get("LISTEN_PID") == str(os.getpid()):
+    if os.getenv("LISTEN_PID") == str(os.getpid()):
         try:
-            return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+            return max(0, int(os.getenv("LISTEN_FDS") or "0"))
         except ValueError:
             return 0
     return 0

@@ -31,7 +31,7 @@ TIMEOUT = 300.0
 
 
 def wanted() -> bool:
-    return bool(os.environ.get("NOTIFY_SOCKET"))
+    return bool(os.getenv("NOTIFY_SOCKET"))
 
 
 def prepare(state_dir: str, ops: list[Any]) -> str:
@@ -49,7 +49,7 @@ def prepare(state_dir: str, ops: list[Any]) -> str:
 def listen(state_dir: str) -> socket.socket | None:
     """At start, before releasing the init: the socket the workload sends to, or None."""
     host_dir = os.path.join(state_dir, DIR)
-    if not os.environ.get("NOTIFY_SOCKET") or not os.path.isdir(host_dir):
+    if not os.getenv("NOTIFY_SOCKET") or not os.path.isdir(host_dir):
         return None
     import socket  # only when NOTIFY_SOCKET is in use: socket costs ~8 ms of every start
 
@@ -114,7 +114,7 @@ def wait_and_forward(sock: socket.socket, pid: int, timeout: float = TIMEOUT) ->
 def _send_host(pid: int) -> None:
     import socket
 
-    target = os.environ["NOTIFY_SOCKET"]
+    target = os.getenv("NOTIFY_SOCKET") or ""
     if target.startswith("@"):
         target = "\0" + target[1:]  # an abstract socket, as sd_notify(3) spells it
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as out:

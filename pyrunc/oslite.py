@@ -134,7 +134,7 @@ __all__ = [  # os's names, re-exported
     "posix_spawn", "read", "readlink", "rename", "rmdir", "scandir", "sched_setaffinity",
     "sendfile", "set_inheritable", "setgroups", "setpgid", "setresgid", "setresuid", "setsid",
     "stat", "statvfs", "strerror", "symlink", "sysconf", "tcgetpgrp", "tcsetpgrp", "ttyname",
-    "umask", "uname", "unlink", "waitpid", "waitstatus_to_exitcode", "write", "environ",
+    "umask", "uname", "unlink", "waitpid", "waitstatus_to_exitcode", "write", "getenv",
     "fsencode", "fdopen", "makedirs", "walk", "path",
 ]
 
@@ -142,8 +142,13 @@ __all__ = [  # os's names, re-exported
 _path_normpath: Any = getattr(posix, "_path_normpath", None)
 _ENC = ("utf-8", "surrogateescape")  # os's filesystem encoding and error handler on Linux
 
-# os.environ without its MutableMapping (pyrunc only reads its own environment).
-environ: dict[str, str] = {k.decode(*_ENC): v.decode(*_ENC) for k, v in _environb.items()}
+
+
+def getenv(key: str, default: str | None = None) -> str | None:
+    """os.getenv: pyrunc only reads its own environment, one variable at a time (building a
+    str copy of all of it, as os.environ does, is work every call would pay)."""
+    value = _environb.get(key.encode(*_ENC))
+    return default if value is None else value.decode(*_ENC)
 
 
 def fsencode(name: str | bytes) -> bytes:

@@ -82,7 +82,9 @@ def test_environment_and_encoding() -> None:
     """The environment the process started with, as os.environ has it (without pytest's later
     changes, which oslite does not mirror: pyrunc only reads its environment)."""
     code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pyrunc import oslite; "
-            "print(oslite.environ == dict(os.environ) and 'X_\\udcff' in oslite.environ)")
+            "print(all(oslite.getenv(k) == v for k, v in os.environ.items()) "
+            "and oslite.getenv('X_\\udcff') == '\\udcfe' and oslite.getenv('NOT_SET') is None "
+            "and oslite.getenv('NOT_SET', 'd') == 'd')")
     env = {**os.environ, "X_\udcff": "\udcfe"}
     out = subprocess.run([sys.executable, "-c", code, str(REPO)], env=env, capture_output=True,
                          text=True, check=True).stdout
