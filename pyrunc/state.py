@@ -10,7 +10,8 @@ Statuses follow runtime.md, plus runc's `paused`:
 
 `created` means the fifo still exists (the init waits on it); a dead or recycled init pid means
 `stopped`. The status is derived from those facts each time, never stored, so it cannot go stale.
-state.json is written to a temp file in the same directory, fsynced, then renamed.
+state.json is written to a temp file in the same directory, fsynced (see `write` for the two
+writes that are not), then renamed.
 """
 
 from __future__ import annotations
