@@ -45,6 +45,8 @@ def test_bench_measures_a_working_runtime_and_reports_a_broken_one(tmp_path: Pat
     good = data["runc"]["metrics"]
     assert len(good["run wall"]) == 2 and all(v > 0 for v in good["run wall"])
     assert len(good["create+start+delete wall"]) == 2
+    for verb in ("create", "start", "delete"):  # each verb of the lifecycle on its own row
+        assert len(good[f"{verb} wall"]) == 2 and all(v > 0 for v in good[f"{verb} wall"])
     assert all(v > 0 for v in good["init VmRSS (created)"])  # the fake init was alive to read
     assert data["runc"]["errors"] == []
     assert data["pyrunc"]["metrics"] == {}
