@@ -135,7 +135,8 @@ def cmd_rmi(a: argparse.Namespace) -> int:
 
 @verb("prune")
 def cmd_prune(a: argparse.Namespace) -> int:
-    blobs, unpacked = imageops.prune(_store(a), Containers(_store(a)))
+    store = _store(a)
+    blobs, unpacked = imageops.prune(store, Containers(store))
     for digest in blobs:
         print(f"deleted blob: {digest}")
     print(f"Total: {len(blobs)} blobs, {len(unpacked)} unpacked layers removed")

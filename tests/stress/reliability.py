@@ -77,6 +77,13 @@ class Figures:
     faults: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def conclude(self, failures: list[str], leaks: Leaks) -> None:
+        """Record what went wrong and what the run left behind: both must be nothing."""
+        self.failures = failures
+        self.leaks = leaks.check()
+        assert self.failures == [], self.failures
+        assert self.leaks == [], self.leaks
+
 
 REPORT: dict[str, Figures] = {}
 

@@ -207,10 +207,7 @@ def _fuzz_configs(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: i
         run_case(rt, bundle.path, f"{prefix}{next(counter)}", kc[2], tally, kc[0], kc[1])
 
     case()
-    figures.failures = tally.report()
-    figures.leaks = leaks.check()
-    assert figures.failures == []
-    assert figures.leaks == []
+    figures.conclude(tally.report(), leaks)
 
 
 @pytest.mark.requires("root", "busybox")
@@ -274,10 +271,7 @@ def _fuzz_cli(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: int) 
     if st_.rc != 0:
         tally.problem("the target container vanished", st_.err)
     call(rt, "delete", "--force", cid)
-    figures.failures = tally.report()
-    figures.leaks = leaks.check()
-    assert figures.failures == []
-    assert figures.leaks == []
+    figures.conclude(tally.report(), leaks)
 
 
 @pytest.mark.requires("root", "busybox")

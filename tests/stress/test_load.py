@@ -84,10 +84,8 @@ def _load(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: int) -> N
         for fut in futures:
             fut.result()
     figures.seconds = time.monotonic() - t0
-    figures.containers, figures.operations, figures.failures = n, d.ops, d.failures
-    figures.leaks = leaks.check()
-    assert d.failures == []
-    assert figures.leaks == []
+    figures.containers, figures.operations = n, d.ops
+    figures.conclude(d.failures, leaks)
 
 
 @pytest.mark.requires("root", "busybox")
@@ -157,10 +155,8 @@ def _race(rt: Any, make_bundle: Any, prefix: str, figures: Figures, rounds: int)
         if starts > 1:
             d.failures.append(f"{cid}: started {starts} times")
     figures.seconds = time.monotonic() - t0
-    figures.containers, figures.operations, figures.failures = rounds, d.ops, d.failures
-    figures.leaks = leaks.check()
-    assert d.failures == []
-    assert figures.leaks == []
+    figures.containers, figures.operations = rounds, d.ops
+    figures.conclude(d.failures, leaks)
 
 
 @pytest.mark.requires("root", "busybox")
