@@ -48,16 +48,24 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+# Each program runs in private mount, UTS, IPC and network namespaces (lo up): a runtime that
+# wrongly inherits one of them (a config without it: linux_ns_itype removes them all) then changes
+# only that copy, never the host's mounts, propagation, hostname, sysctls or network.
+PRIVATE = ["unshare", "--mount", "--propagation", "private", "--uts", "--ipc", "--net", "sh", "-c",
+           'ip link set lo up && exec "$0"']
+
+
 def run_program(program: Path, cwd: Path, env: dict[str, str], timeout: float,
                 log: Path) -> tuple[str, int | None, bool]:
     """Run one program; returns its stdout, exit status and whether it timed out.
 
     Output goes to files, not pipes: a container that inherits the program's stdout would keep a
-    pipe open after the program exits.
+    pipe open after the program exits. `log` is `<dir>/<test>.<runtime>`: the files append `.out` and
+    `.err` to it (not with_suffix, which would replace the runtime's name).
     """
-    out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
+    out_path, err_path = log.parent / f"{log.name}.out", log.parent / f"{log.name}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([str(program)], cwd=cwd, env=env, stdout=out, stderr=err,
+        proc = subprocess.Popen([*PRIVATE, str(program)], cwd=cwd, env=env, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             rc: int | None = proc.wait(timeout=timeout)
