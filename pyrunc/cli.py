@@ -42,9 +42,10 @@ _EXEC: Flags = {
 }
 _UPDATE: Flags = {name: ((), True, False) for name in (
     "memory", "memory-swap", "memory-reservation", "kernel-memory", "kernel-memory-tcp",
-    "cpu-shares", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus",
+    "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus",
     "cpuset-mems", "pids-limit", "blkio-weight", "l3-cache-schema", "mem-bw-schema", "cpu-idle")}
 _UPDATE["resources"] = (("r",), True, False)
+_UPDATE["cpu-share"] = (("cpu-shares",), True, False)  # runc's name; docker's spelling too
 
 COMMANDS: dict[str, tuple[Flags, bool]] = {  # name -> (flags, flags stop at the first argument)
     "create": (_CREATE, False), "start": ({}, False), "state": ({}, False),
@@ -299,9 +300,11 @@ def cmd_features(ctx: Ctx) -> int:
 
 
 def cmd_validate(ctx: Ctx) -> int:
-    from pyrunc.validate import validate_bundle
+    from pyrunc.validate import check_bundle
 
-    problems = validate_bundle(os.path.abspath(ctx.f("bundle", ".")))
+    problems, warnings = check_bundle(os.path.abspath(ctx.f("bundle", ".")))
+    for line in warnings:
+        sys.stderr.write("warning: " + line + "\n")
     for line in problems:
         sys.stderr.write(line + "\n")
     return 1 if problems else 0
@@ -342,6 +345,7 @@ COMMANDS:
    spec      create a new specification file
    features  show the enabled features
    validate  check a bundle's config.json against the runtime-spec schema and semantics
+   help, h   shows a list of commands or help for one command
 
 GLOBAL OPTIONS:
    --root value        root directory for storage of container state (default: "/run/pyrunc")
@@ -350,8 +354,57 @@ GLOBAL OPTIONS:
    --debug             enable debug logging
    --systemd-cgroup    enable systemd cgroup support (not available without systemd)
    --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto')
+   --help, -h          show help
    --version, -v       print the version
 """
+
+
+# command -> its arguments, for `pyrunc COMMAND --help` (the one-line descriptions are in USAGE)
+_ARGS = {"create": "<container-id>", "start": "<container-id>", "run": "<container-id>",
+         "state": "<container-id>", "kill": "<container-id> [signal]", "delete": "<container-id>",
+         "list": "", "ps": "<container-id> [ps options]", "pause": "<container-id>",
+         "exec": "<container-id> <command> [command options]  || -p process.json <container-id>",
+         "resume": "<container-id>", "update": "<container-id>", "events": "<container-id>",
+         "spec": "", "features": "", "validate": "", "checkpoint": "<container-id>",
+         "restore": "<container-id>"}
+_FLAG_HELP = {
+    "bundle": "path to the root of the bundle directory, defaults to the current directory",
+    "console-socket": "path to an AF_UNIX socket which will receive a file descriptor "
+                      "referencing the master end of the console's pseudoterminal",
+    "pid-file": "specify the file to write the process id to",
+    "no-pivot": "do not use pivot root to jail process inside rootfs",
+    "no-new-keyring": "do not create a new session keyring for the container",
+    "preserve-fds": "pass N additional file descriptors to the container",
+    "detach": "detach from the container's process",
+    "keep": "do not delete the container after it exits",
+    "force": "forcibly deletes the container if it is still running (uses SIGKILL)",
+    "all": "send the specified signal to all processes inside the container",
+    "format": "select one of: table or json", "quiet": "display only container IDs",
+    "resources": "path to the file containing the resources to update or '-' to read from the "
+                 "standard input (all other options are then ignored)",
+    "interval": "set the stats collection interval (default: 5s)",
+    "stats": "display the container's stats then exit", "env": "set environment variables",
+    "tty": "allocate a pseudo-TTY", "user": "UID (format: <uid>[:<gid>])",
+    "process": "path to the process.json", "cwd": "current working directory in the container",
+}
+
+
+def command_help(command: str) -> str:
+    """runc's layout of `runc COMMAND --help`: name, usage, options."""
+    about = next((ln.split(None, 1)[1] for ln in USAGE.splitlines()
+                  if ln.startswith("   ") and ln.split(None, 1)[0] == command), command)
+    flags = COMMANDS[command][0]
+    usage = f"pyrunc {command}{' [command options]' if flags else ''} {_ARGS[command]}".rstrip()
+    out = f"NAME:\n   pyrunc {command} - {about}\n\nUSAGE:\n   {usage}\n"
+    if flags:
+        rows = []
+        for name, (aliases, takes, _) in flags.items():
+            value = " value" if takes else ""
+            rows.append((", ".join(f"-{'-' if len(n) > 1 else ''}{n}{value}"
+                                   for n in (name, *aliases)), _FLAG_HELP.get(name, "")))
+        width = max(len(r[0]) for r in rows) + 2
+        out += "\nOPTIONS:\n" + "".join(f"   {n:{width}}{h}".rstrip() + "\n" for n, h in rows)
+    return out
 
 
 def version() -> str:
@@ -373,16 +426,22 @@ def main(argv: list[str] | None = None) -> int:
         if g.flags.get("version"):
             sys.stdout.write(version())
             return 0
+        command = "help" if command == "h" else command
+        if command == "help" and rest and rest[0] in HANDLERS:
+            sys.stdout.write(command_help(rest[0]))
+            return 0
         if command is None or g.flags.get("help") or command == "help":
             sys.stdout.write(USAGE)
             return 0 if command == "help" or g.flags.get("help") else 1
         if command not in HANDLERS:
             raise UsageError(f"No help topic for '{command}'")
         flags, stop = COMMANDS[command]
-        if "-h" in rest[:1] or "--help" in rest[:1]:
-            sys.stdout.write(f"usage: pyrunc {command} [options] <container-id>\n")
+        parsed = parse(rest, {**flags, "help": (("h",), False, False)}, stop)
+        if parsed.flags.pop("help", False):
+            sys.stdout.write(command_help(command))
             return 0
-        ctx = Ctx(os.path.abspath(g.flags.get("root", "/run/pyrunc")), g.flags, parse(rest, flags, stop))
+        log.debug(f"pyrunc {VERSION}: {command} {' '.join(parsed.args[:1])}".rstrip())
+        ctx = Ctx(os.path.abspath(g.flags.get("root", "/run/pyrunc")), g.flags, parsed)
         return HANDLERS[command](ctx)
     except PyruncError as exc:
         log.error(str(exc))

@@ -1,4 +1,9 @@
-"""`delete [--force]`: kill what is left (with --force), remove cgroups and state, run poststop."""
+"""`delete [--force]`: kill what is left, remove cgroups and state, run poststop.
+
+As runc: a `stopped` or `created` container is deleted without --force (the waiting init is
+killed); a running or paused one needs --force. `delete --force` of an id that does not exist
+(never created, or already deleted) succeeds: engines call it to clean up, whatever happened before.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,12 @@ from pyrunc.errors import ContainerNotFound, PyruncError, StateError
 def delete(root: str, cid: str, force: bool = False) -> None:
     path = state.container_dir(root, cid)
     if not os.path.isdir(path):
-        raise ContainerNotFound(cid)
-    with state.locked(root, cid, missing_ok=True):
+        _not_found(cid, force)
+        return
+    with state.locked(root, cid, missing_ok=True) as fd:
+        if fd is None or not os.path.isdir(path):  # deleted by another call meanwhile
+            _not_found(cid, force)
+            return
         try:
             c = container.Container.load(root, cid)
         except (ContainerNotFound, StateError):
@@ -34,6 +43,12 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         destroy(c)
 
 
+def _not_found(cid: str, force: bool) -> None:
+    if not force:
+        raise ContainerNotFound(cid)
+    log.debug(f"delete --force {cid}: no such container, nothing to do")
+
+
 def destroy(c: container.Container) -> None:
     """Kill every process of the container, wait for the init, remove its cgroups and state."""
     try:
@@ -46,6 +61,10 @@ def destroy(c: container.Container) -> None:
     if mgr is not None:
         mgr.kill_all()
         mgr.destroy()
+    if c.data.get("hostMounts"):  # made under the rootfs in the runtime's own mount namespace
+        from pyrunc import rootfs
+
+        rootfs.unmount_recorded(c.data["hostMounts"])
     state.remove_dir(c.dir)
     poststop(c)
 

@@ -3,27 +3,47 @@
 prestart/createRuntime run in the runtime's namespaces during create, createContainer in the
 container's mount namespace before pivot_root, startContainer inside the container just before the
 user process, poststart after it started, poststop after delete. A failing hook before start aborts
-the create; poststart and poststop failures are logged and the rest still run (the caller decides:
-`run_all(..., tolerate=True)`).
+the create; a poststart failure fails the start (start.py), poststop failures are logged and the
+rest still run (the caller decides: `run_all(..., tolerate=True)`).
+
+A hook with `env` gets exactly that environment; without `env` (absent or null) it inherits the
+runtime's own, as runc's hooks do (Go's exec.Cmd with a nil Env). `"env": []` is an empty one.
+The hooks that run in the container (createContainer, startContainer) get, as in runc, the
+container process's environment instead: the init passes it as `default_env`; without it they get
+an empty one, never the runtime's (it is not the container's to see).
 """
 
 from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import select
+from posix import environ as _runtime_environ  # bytes -> bytes: the runtime's own
 
 from pyrunc import jsonfast
 from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import HookError
 
+_IN_CONTAINER = ("createContainer", "startContainer")
 
-def _spawn(hook: dict[str, Any], stdin_r: int, out_w: int) -> int:
+
+def hook_env(hook: dict[str, Any], name: str, default_env: list[str] | None = None) -> Any:
+    """The environment a hook runs with: its own `env`, else `default_env`, else the runtime's."""
+    env = hook.get("env")
+    if env is None:
+        if default_env is None and name not in _IN_CONTAINER:
+            return _runtime_environ
+        env = default_env or []
+    return dict(e.partition("=")[::2] for e in env)
+
+
+def _spawn(hook: dict[str, Any], name: str, stdin_r: int, out_w: int,
+           default_env: list[str] | None) -> int:
     actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                (os.POSIX_SPAWN_DUP2, out_w, 2)]
     args = hook.get("args") or [hook["path"]]
-    env = dict(e.partition("=")[::2] for e in hook.get("env", []))
-    return os.posix_spawn(hook["path"], args, env, file_actions=actions, setsigdef=(_signal.SIGPIPE,))
+    return os.posix_spawn(hook["path"], args, hook_env(hook, name, default_env),
+                          file_actions=actions, setsigdef=(_signal.SIGPIPE,))
 
 
 def _collect(pid: int, out_r: int, timeout: float | None) -> tuple[int | None, bytes]:
@@ -55,7 +75,8 @@ def _collect(pid: int, out_r: int, timeout: float | None) -> tuple[int | None, b
         os.close(pidfd)
 
 
-def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any]) -> None:
+def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any],
+        default_env: list[str] | None = None) -> None:
     path = hook.get("path", "")
     what = f"{name} hook #{index} ({path})"
     if not isinstance(path, str) or not path.startswith("/"):
@@ -64,7 +85,7 @@ def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any]) -> N
     out_r, out_w = os.pipe()
     try:
         try:
-            pid = _spawn(hook, stdin_r, out_w)
+            pid = _spawn(hook, name, stdin_r, out_w, default_env)
         except OSError as exc:
             raise HookError(f"error running {what}: {exc.strerror}") from exc
         os.close(stdin_r)
@@ -90,12 +111,12 @@ def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any]) -> N
 
 
 def run_all(hooks: list[dict[str, Any]], name: str, state: dict[str, Any],
-            tolerate: bool = False) -> list[str]:
+            tolerate: bool = False, default_env: list[str] | None = None) -> list[str]:
     """Run hooks in order; with `tolerate`, failures are returned instead of raised."""
     failures = []
     for i, hook in enumerate(hooks):
         try:
-            run(hook, name, i, state)
+            run(hook, name, i, state, default_env)
         except HookError as exc:
             if not tolerate:
                 raise

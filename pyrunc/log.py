@@ -2,7 +2,9 @@
 
 containerd shows the last `"level":"error"` line of the file and parses `time` as RFC 3339; conmon
 reads the whole file as one JSON object, so a failing call writes exactly one error line. Without
-`--log`, text goes to stderr; stdout is never written (it is the container's during create/exec).
+`--log`, warnings and debug lines go to stderr in the same format (logrus text, as runc writes them,
+or JSON); stdout is never written (it is the container's during create/exec). An unknown format or
+a log file that cannot be opened is refused at start, with runc's wording.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import sys
 import time
 
 from pyrunc import oslite as os
+from pyrunc.errors import PyruncError
 
+FORMATS = ("text", "json")
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _state: dict[str, object] = {"path": None, "json": False, "debug": False}
 
 
@@ -23,30 +28,49 @@ def rfc3339(ns: int | None = None) -> str:
 
 
 def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    """Check the format and that the file can be opened (created), then use them for every line."""
+    if fmt not in FORMATS:
+        raise PyruncError(f"invalid log-format: {fmt}")
+    if path:
+        try:
+            os.close(os.open(path, _FLAGS, 0o644))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise PyruncError(f"open {path}: {reason[:1].lower()}{reason[1:]}") from exc
     _state.update(path=path, json=(fmt == "json"), debug=debug)
+
+
+def _quote(msg: str) -> str:
+    return '"' + msg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _line(level: str, msg: str) -> str:
     if _state["json"]:
         from json import dumps  # only reached when a line is written
 
-        return dumps({"level": level, "msg": msg, "time": rfc3339()}) + "\n"
-    return f'time="{rfc3339()}" level={level} msg="{msg}"\n'
+        return dumps({"level": level, "msg": msg, "time": rfc3339()}, separators=(",", ":")) + "\n"
+    return f"time={_quote(rfc3339())} level={level} msg={_quote(msg)}\n"
 
 
 def write(level: str, msg: str) -> None:
+    msg = msg.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a config held
     path = _state["path"]
     if not path:
-        sys.stderr.write(f"{level}: {msg}\n")
+        sys.stderr.write(_line(level, msg))
         return
     try:
-        fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(str(path), _FLAGS, 0o644)
     except OSError:
         return
     try:
         os.write(fd, _line(level, msg).encode())
     finally:
         os.close(fd)
+
+
+def enabled() -> bool:
+    """--debug was given: callers test this before building an expensive message."""
+    return bool(_state["debug"])
 
 
 def debug(msg: str) -> None:

@@ -12,7 +12,8 @@ import re
 
 from pyrunc import oslite as os
 from pyrunc._typing import Any, TextIO
-from pyrunc.errors import InvalidState, SpecError
+from pyrunc.cgroups.manager import CgroupWriteError
+from pyrunc.errors import CgroupError, InvalidState, SpecError
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -114,6 +115,22 @@ def merge(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _without_devices(resources: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if k != "devices"}
+
+
+def _set_back(manager: Any, resources: dict[str, Any]) -> None:
+    """After a refused value, put back what was there (runc does), so the cgroups and the saved
+    state agree; if even that fails, say so, with runc's words."""
+    from pyrunc import log
+
+    try:
+        manager.set(_without_devices(resources))
+    except CgroupError as exc:
+        log.warning(f"Setting back cgroup configs failed due to error: {exc}, your state.json "
+                    "and actual configs might be inconsistent.")
+
+
 def update(root: str, cid: str, resources: dict[str, Any]) -> None:
     from pyrunc.container import Container
 
@@ -122,10 +139,16 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
         if c.status() == "stopped":
             raise InvalidState("container not running")
         linux = c.data.setdefault("config", {}).setdefault("linux", {})
-        merged = merge(linux.get("resources") or {},
-                       {k: v for k, v in resources.items() if k != "devices"})
+        current = linux.get("resources") or {}
+        merged = merge(current, {k: v for k, v in resources.items() if k != "devices"})
         manager = c.cgroup()
-        manager.set({k: v for k, v in merged.items() if k != "devices"})
+        try:
+            manager.set(_without_devices(merged))
+        except CgroupError as exc:
+            _set_back(manager, current)
+            if isinstance(exc, CgroupWriteError):  # what dockerd shows: runc's words
+                raise CgroupError(exc.runc_wording()) from exc
+            raise
         # Persist where later verbs look: the config in state.json and the cgroup state.
         linux["resources"] = merged
         c.data["cgroup"] = {**manager.to_state(), "resources": merged}

@@ -25,6 +25,11 @@ _SIGKILL = 9  # signal.SIGKILL without importing signal (it pulls enum: ~5 ms)
 _FREEZE_TIMEOUT = 5.0
 _KILL_TIMEOUT = 10.0
 _PIDS_ORDER = ("pids", "freezer", "memory", "devices", "cpu", "cpuacct", "")
+# v1 files written first -> the file to write before them when the kernel refuses (see
+# Manager._write_entries)
+_PAIRS = {"memory.limit_in_bytes": "memory.memsw.limit_in_bytes",
+          "cpu.cfs_period_us": "cpu.cfs_quota_us",
+          "cpu.rt_period_us": "cpu.rt_runtime_us"}
 
 
 def read_file(path: str) -> str:
@@ -40,12 +45,28 @@ def write_file(path: str, value: str) -> None:
         os.close(fd)
 
 
+class CgroupWriteError(CgroupError):
+    """A cgroup file refused a value: the file, the value and the errno, for callers that word it
+    as runc does (`update`) or retry in another order."""
+
+    def __init__(self, path: str, value: str, exc: OSError, hint: str = "") -> None:
+        super().__init__(f"writing '{value}' to {path}: {exc.strerror}{hint}")
+        self.path, self.value, self.errno = path, value, exc.errno
+        self.strerror = exc.strerror or str(exc)
+        self.hint = hint
+
+    def runc_wording(self) -> str:
+        """`failed to write "VALUE": write PATH: invalid argument` (Go's errors, lower case)."""
+        reason = self.strerror[:1].lower() + self.strerror[1:]
+        return f'failed to write "{self.value}": write {self.path}: {reason}{self.hint}'
+
+
 def _write(path: str, value: str) -> None:
     """write_file with runc's error wording: the file and the value."""
     try:
         write_file(path, value)
     except OSError as exc:
-        raise CgroupError(f"writing '{value}' to {path}: {exc.strerror}") from exc
+        raise CgroupWriteError(path, value, exc) from exc
 
 
 class Manager:
@@ -70,6 +91,7 @@ class Manager:
     # ---- creation -------------------------------------------------------------------------------
 
     def create(self) -> None:
+        self._refuse_frozen()
         made: list[str] = []
         try:
             for key, path in self._distinct().items():
@@ -80,6 +102,27 @@ class Manager:
             for path in reversed(made):
                 _rmdir(path)
             raise
+
+    def _refuse_frozen(self) -> None:
+        """An existing cgroup that is frozen would freeze the init as it joins, and create would
+        wait for it for ever: refuse, as runc does ("container's cgroup unexpectedly frozen").
+        Those cgroups are someone else's, so this manager lets go of them: the caller's clean-up
+        must neither kill what is in them nor remove them."""
+        frozen: tuple[str, ...]
+        if "freezer" in self.dirs:
+            path, frozen = os.path.join(self.dirs["freezer"], "freezer.state"), ("FROZEN",
+                                                                                 "FREEZING")
+        elif "" in self.dirs:
+            path, frozen = os.path.join(self.dirs[""], "cgroup.freeze"), ("1",)
+        else:
+            return
+        try:
+            value = read_file(path).strip()
+        except FileNotFoundError:
+            return  # not made yet: nothing can have frozen it
+        if value in frozen:
+            self.dirs = {}
+            raise CgroupError(f"container's cgroup unexpectedly frozen: {path} is {value}")
 
     def _distinct(self) -> dict[str, str]:
         """One key per directory (cpu and cpuacct may share a mount)."""
@@ -129,7 +172,7 @@ class Manager:
         from pyrunc import log
         from pyrunc.cgroups import plan  # create and update only, not delete/pause/kill
 
-        for text in plan.warnings(resources):
+        for text in plan.warnings(resources, v2=self.mode == "v2"):
             log.warning(text)
         if self.mode == "v2":
             entries = plan.render_v2(resources, bfq=self._has("", "io.bfq.weight"))
@@ -150,13 +193,16 @@ class Manager:
             try:
                 self._write_entry(entry)
             except CgroupError:
-                # Lowering memory below the current memory+swap limit (or raising it above) only
-                # works in one order; runc picks it from the current values, we retry swapped.
-                swap = [e for e in pending if e.file == "memory.memsw.limit_in_bytes"]
-                if entry.file != "memory.limit_in_bytes" or not swap:
+                # The kernel checks each of these values against the current value of its
+                # partner, so only one order works for a given change: raising memory above
+                # the current memory+swap limit, or a period whose ratio to the *current*
+                # quota (rt runtime) exceeds the parent's budget. runc writes the first, and on
+                # failure the partner and then the first again; so do we.
+                partner = [e for e in pending if e.file == _PAIRS.get(entry.file)]
+                if not partner:
                     raise
-                pending.remove(swap[0])
-                self._write_entry(swap[0])
+                pending.remove(partner[0])
+                self._write_entry(partner[0])
                 self._write_entry(entry)
 
     def _write_entry(self, entry: plan.Entry) -> None:
@@ -170,7 +216,14 @@ class Manager:
                 return
             raise CgroupError(f"{entry.field}: {path} does not exist (the kernel does not offer "
                               f"{entry.file} here)")
-        _write(path, entry.value)
+        try:
+            write_file(path, entry.value)
+        except OSError as exc:
+            hint = ""
+            if entry.file == "cpu.rt_runtime_us" and exc.errno == errno.EINVAL:
+                hint = (" (the realtime runtime of a cgroup must fit in its parent's: "
+                        f"{_rt_budget(os.path.dirname(base))})")
+            raise CgroupWriteError(path, entry.value, exc, hint) from exc
 
     def _enable_v2(self, needed: AbstractSet[str], entries: list[plan.Entry]) -> None:
         if not needed:
@@ -383,6 +436,16 @@ class Manager:
                        rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"))
         except (KeyError, TypeError, ValueError) as exc:
             raise CgroupError(f"malformed cgroup state: {exc!r}") from exc
+
+
+def _rt_budget(parent: str) -> str:
+    """The parent's realtime budget, for the error message of a refused cpu.rt_runtime_us."""
+    try:
+        return (f"cpu.rt_runtime_us {read_file(os.path.join(parent, 'cpu.rt_runtime_us')).strip()}"
+                f" per cpu.rt_period_us {read_file(os.path.join(parent, 'cpu.rt_period_us')).strip()}"
+                f" in {parent}")
+    except OSError:
+        return f"see {parent}"
 
 
 def _rmdir(path: str) -> None:

@@ -96,6 +96,10 @@ def _memory_v1(res: dict[str, Any]) -> list[Entry]:
     if reservation:
         out.append(Entry("memory", "memory.soft_limit_in_bytes", str(reservation),
                          f"{f}.reservation"))
+    kernel_tcp = _int(res, "memory", "kernelTCP", lo=-1)
+    if kernel_tcp:  # still honoured by v1 kernels (unlike memory.kmem.limit_in_bytes), as runc
+        out.append(Entry("memory", "memory.kmem.tcp.limit_in_bytes", str(kernel_tcp),
+                         f"{f}.kernelTCP"))
     swappiness = _int(res, "memory", "swappiness", lo=0, hi=100)
     if swappiness is not None:
         out.append(Entry("memory", "memory.swappiness", str(swappiness), f"{f}.swappiness"))
@@ -227,10 +231,12 @@ def _rdma(res: dict[str, Any], controller: str) -> list[Entry]:
     return out
 
 
-def _warn_kernel_memory(res: dict[str, Any]) -> list[str]:
+def _warn_kernel_memory(res: dict[str, Any], v2: bool) -> list[str]:
+    """memory.kmem.limit_in_bytes is a no-op since Linux 5.16 (removed in 6.x); the TCP limit
+    still works on v1 but has no cgroup2 file."""
     sect = _section(res, "memory")
     return [f"{PREFIX}.memory.{key} is not supported by the kernel any more and is ignored"
-            for key in ("kernel", "kernelTCP") if sect.get(key)]
+            for key in (("kernel", "kernelTCP") if v2 else ("kernel",)) if sect.get(key)]
 
 
 # Keys of `unified` that have a cgroup v1 equivalent (value passed through).
@@ -391,6 +397,6 @@ def v2_controllers(entries: list[Entry]) -> set[str]:
     return {e.file.split(".", 1)[0] for e in entries if not e.file.startswith("cgroup.")}
 
 
-def warnings(res: dict[str, Any] | None) -> list[str]:
+def warnings(res: dict[str, Any] | None, *, v2: bool = False) -> list[str]:
     """Things accepted but ignored (kernel memory limits: the kernel dropped them in 6.x)."""
-    return _warn_kernel_memory(res or {})
+    return _warn_kernel_memory(res or {}, v2)

@@ -100,7 +100,7 @@ def test_update_error_names_file_and_value(runtime: Runtime,
                                            started: Callable[..., tuple[str, Bundle]]) -> None:
     cid, _ = started("sleep", "600")
     r = runtime.run("update", "--cpuset-cpus", "63", cid)
-    assert r.rc != 0 and "writing '63' to" in r.err and "cpuset.cpus" in r.err
+    assert r.rc != 0 and 'failed to write "63": write ' in r.err and "cpuset.cpus" in r.err
 
 
 def test_ps_json_and_table(runtime: Runtime, started: Callable[..., tuple[str, Bundle]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 from proc_helpers import create, wait_for
@@ -71,9 +72,9 @@ def test_every_kind_gets_its_state_in_order(runtime, hooked, cid, tmp_path):
         assert names.index(before) < names.index(after), names
     assert names[-1] == "poststop"
     states = {name: json.loads(text) for name, text in entries if name != "workload"}
-    want = {"prestart": ("creating", pid), "createRuntime": ("creating", pid),
+    want = {"prestart": ("created", pid), "createRuntime": ("created", pid),
             # hooks in the container namespace see the init's pid in that namespace
-            "createContainer": ("creating", 1), "startContainer": ("created", 1),
+            "createContainer": ("created", 1), "startContainer": ("created", 1),
             "poststart": ("running", pid)}
     for name, (status, p) in want.items():
         st = states[name]
@@ -129,7 +130,8 @@ def test_failing_create_hook_aborts_create(runtime, hooked, cid, tmp_path, kind)
         assert not os.path.exists(f"/proc/{init}")
 
 
-@pytest.mark.parametrize("kind,verb", [("poststart", "start"), ("poststop", "delete")])
+# A failing poststart hook fails `start` (runtime-spec 1.3): test_parity_lifecycle.py.
+@pytest.mark.parametrize("kind,verb", [("poststop", "delete")])
 def test_failing_late_hook_is_a_warning_and_the_rest_run(runtime, hooked, cid, tmp_path, kind,
                                                          verb):
     log_host = str(tmp_path / "hooklog" / "log")
@@ -155,3 +157,20 @@ def test_failing_start_container_hook_stops_the_workload(runtime, hooked, cid):
     runtime.run("start", cid)
     wait_for(lambda: runtime.state(cid)["status"] == "stopped", "the container to stop")
     assert [e[0] for e in _entries(log)] == ["startContainer"]
+
+
+def test_poststart_runs_after_the_workload_is_executed(runtime, make_bundle, cid, tmp_path):
+    """runtime.md step 9: poststart hooks run after the user-specified program is executed: the
+    container process is already the workload (not the waiting init) when the hook looks at it."""
+    log = tmp_path / "exe"
+    code = ("import json, os, sys; s = json.load(sys.stdin); "
+            f"open({str(log)!r}, 'w').write(os.readlink(f'/proc/{{s[\"pid\"]}}/exe'))")
+    b = make_bundle("sleep", "30")
+    # A slow startContainer hook holds the init between `start` and its execve.
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+                         "poststart": [{"path": sys.executable, "args": ["python3", "-c", code]}]}
+    b.write()
+    assert create(runtime, b.path, cid).rc == 0
+    r = runtime.run("start", cid)
+    assert r.rc == 0, r.err
+    assert log.read_text() == "/bin/busybox"  # as the container sees it, not memfd:pyrunc-init

@@ -141,7 +141,7 @@ def test_kill_stopped_and_unknown(runtime, make_bundle, cid):
     wait_status(runtime, cid, "stopped")
     r = runtime.run("kill", cid, "KILL")
     assert r.rc == 1 and "container not running" in r.err
-    for verb in (("state",), ("start",), ("kill",), ("delete",), ("delete", "--force")):
+    for verb in (("state",), ("start",), ("kill",), ("delete",)):
         r = runtime.run(*verb, "nope-" + cid)
         assert r.rc == 1, verb
         assert r.err.strip() == f"container nope-{cid} does not exist", verb
