@@ -1,15 +1,16 @@
-"""The create/start barrier's waiting half, as a 504-byte static program instead of Python.
+"""The create/start barrier's waiting half, as a 760-byte static program instead of Python.
 
-Between `create` and `start` the init only has to block on exec.fifo and then execve the
-workload. Doing that in the Python init costs a resident interpreter (~11 MB VmRSS, ~5.5 MB Pss)
+Between `create` and `start` the init only has to block on exec.fifo, load the seccomp filter
+(when no_new_privs lets it load there) and execve the workload. Doing that in the Python init costs a resident interpreter (~11 MB VmRSS, ~5.5 MB Pss)
 for as long as the container stays created. So, once everything is set up, the init execs this
-program from a sealed memfd: it reads one byte from the fifo, closes it and execs the workload
+program from a sealed memfd: it reads one byte from the fifo, closes it, loads the filter's raw
+BPF (exported by libseccomp into another sealed memfd) with seccomp(2) and execs the workload
 (source: barrier_x86_64.S, assembled with `as --64` + `ld -static -nostdlib -N -s`; the unit
 tests check these bytes against the source). A double execve changes nothing for capabilities (the
 exec transformation is idempotent: root keeps inheritable|bounding, others their ambient set), and
-the seccomp filter allows what the workload's own execve needs. Its /proc/<pid>/exe is the sealed
-memfd, never a host file. Where it cannot run (other architectures, startContainer hooks, a
-seccomp profile refusing execveat) the Python init waits as before.
+the only syscall left under the filter is the workload's own execve. Its /proc/<pid>/exe is the
+sealed memfd, never a host file. Where it cannot run (other architectures, startContainer hooks, a
+filter loaded earlier that refuses execveat) the Python init waits, loads the filter and execs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import fcntl
 from pyrunc import oslite as os
 
 PROGRAM_X86_64 = binascii.a2b_base64(
-    "f0VMRgIBAQAAAAAAAAAAAAIAPgABAAAAeABAAAAAAABAAAAAAAAAADgBAAAAAAAAAAAAAEAAOAABAEAAAwACAAEAAAAHAAAAeAAAAAAAAAB4AEAAAAAAAHgAQAAAAAAAqwAAAAAAAACrAAAAAAAAAAEAAAAAAAAASInjTIsjSItzEDH/D7YGhMB0DYPoMGv/CgHHSP/G6+xBif1Ig+wQRInvSInmugEAAAAxwA8FSIP4/HTrRInvuAMAAAAPBUiLexhIjXMgSo1U4xC4OwAAAA8FvwIAAABIjTUYAAAAui0AAAC4AQAAAA8Fv38AAAC45wAAAA8FcHlydW5jOiBleGVjIG9mIHRoZSBjb250YWluZXIgcHJvY2VzcyBmYWlsZWQKAC5zaHN0cnRhYgAudGV4dAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAsAAAABAAAABwAAAAAAAAB4AEAAAAAAAHgAAAAAAAAAqwAAAAAAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAABAAAAAwAAAAAAAAAAAAAAAAAAAAAAAAAjAQAAAAAAABEAAAAAAAAAAAAAAAAAAAABAAAAAAAAAAAAAAAAAAAA")
+    "f0VMRgIBAQAAAAAAAAAAAAIAPgABAAAAeABAAAAAAABAAAAAAAAAAPgBAAAAAAAAAAAAAEAAOAABAEAABAADAAEAAAAHAAAAeAAAAAAAAAB4AEAAAAAAAHgAQAAAAAAAYwEAAAAAAABogQAAAAAAAAgAAAAAAAAASInjTIsjSYP8Bg+MswAAAEiLcxDo3AAAAEGJ/UiD7BBEie9Iiea6AQAAADHADwVIg/j8dOtEie+4AwAAAA8FSItzGIA+LXRn6KgAAABBif5Ii3Mg6JwAAABBif9EifdIjTUCAQAAugCAAABFMdK4EQAAAA8FSIXAfldIwegDZokEJEiNDd8AAABIiUwkCESJ97gDAAAADwW/AQAAAESJ/kiJ4rg9AQAADwVIhcB1IkiLeyhIjXMwSo1U4xC4OwAAAA8FSI01QgAAALotAAAA6wxIjTVhAAAAuioAAAC/AgAAALgBAAAADwW/fwAAALjnAAAADwUx/w+2BoTAdA2D6DBr/woBx0j/xuvsw3B5cnVuYzogZXhlYyBvZiB0aGUgY29udGFpbmVyIHByb2Nlc3MgZmFpbGVkCnB5cnVuYzogbG9hZGluZyB0aGUgc2VjY29tcCBmaWx0ZXIgZmFpbGVkCgAuc2hzdHJ0YWIALnRleHQALmJzcwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAsAAAABAAAABwAAAAAAAAB4AEAAAAAAAHgAAAAAAAAAYwEAAAAAAAAAAAAAAAAAAAEAAAAAAAAAAAAAAAAAAAARAAAACAAAAAMAAAAAAAAA4AFAAAAAAADbAQAAAAAAAACAAAAAAAAAAAAAAAAAAAAIAAAAAAAAAAAAAAAAAAAAAQAAAAMAAAAAAAAAAAAAAAAAAAAAAAAA2wEAAAAAAAAWAAAAAAAAAAAAAAAAAAAAAQAAAAAAAAAAAAAAAAAAAA==")
 
 _F_ADD_SEALS = 1033
 _SEALS = 1 | 2 | 4 | 8  # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
@@ -30,11 +31,11 @@ def available() -> bool:
     return os.uname().machine == "x86_64"
 
 
-def make() -> int:
-    """A sealed, close-on-exec memfd holding the program (made before seccomp and pivot_root)."""
-    fd = os.memfd_create("pyrunc-init", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+def sealed(name: str, data: bytes) -> int:
+    """A sealed, close-on-exec memfd holding `data`."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        os.write(fd, PROGRAM_X86_64)
+        os.write(fd, data)
         fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
     except BaseException:
         os.close(fd)
@@ -42,11 +43,21 @@ def make() -> int:
     return fd
 
 
+def make() -> int:
+    """The program's memfd (made before seccomp and pivot_root)."""
+    return sealed("pyrunc-init", PROGRAM_X86_64)
+
+
 def exec_waiting(program_fd: int, fifo_fd: int, path: str, args: list[str],
-                 env: dict[str, str]) -> None:
-    """execveat(program_fd): returns only if that failed (then the caller waits in Python)."""
-    os.set_inheritable(fifo_fd, True)
+                 env: dict[str, str], bpf: tuple[int, int] | None = None) -> None:
+    """execveat(program_fd); `bpf` is (memfd of the raw filter, seccomp flags) to load after the
+    wait. Returns only if the execveat failed (then the caller waits in Python)."""
+    fds = [fifo_fd] if bpf is None else [fifo_fd, bpf[0]]
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    filt = ["-", "0"] if bpf is None else [str(bpf[0]), str(bpf[1])]
     try:
-        os.execve(program_fd, ["pyrunc-init", str(fifo_fd), path, *args], env)
+        os.execve(program_fd, ["pyrunc-init", str(fifo_fd), *filt, path, *args], env)
     except OSError:
-        os.set_inheritable(fifo_fd, False)
+        for fd in fds:
+            os.set_inheritable(fd, False)

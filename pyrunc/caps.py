@@ -182,6 +182,15 @@ def apply(p: CapPlan, last: int | None = None) -> None:
         raise CapabilityError(f"applying capabilities: {exc.strerror}") from exc
 
 
+def raise_effective() -> None:
+    """Effective := the permitted set kept across setuid(2), which cleared the effective one."""
+    try:
+        _eff, perm, inh = capget()
+        capset(perm, perm, inh)
+    except OSError as exc:
+        raise CapabilityError(f"raising the effective capabilities: {exc.strerror}") from exc
+
+
 def _apply(p: CapPlan, last: int) -> None:
     # setuid(2) away from 0 cleared the effective set; PR_CAPBSET_DROP needs CAP_SETPCAP in it.
     _eff, perm, inh = capget()

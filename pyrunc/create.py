@@ -109,14 +109,19 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
             c.data.update(pid=pid, pid_start=st[1] if st else None)
             ready_state.append(state.prepare(root, cid, c.data, opts.durable_state))
 
+        if "mount" in cfg.ns.shared:
+            made.shared_mnt = (cfg.rootfs, rootfs.mounts_under(cfg.rootfs))
         pid = process.spawn(cfg, on_forked)
         made.pid = pid
-        if c.data["pid"] == pid:
+        host_mounts = made.host_mounts()
+        if c.data["pid"] == pid and not host_mounts:
             state.commit(ready_state[0])
-        else:  # with a user namespace the first child forked the init: record the init
+        else:  # the first child forked the init (user namespace), or mounts to record
             os.unlink(ready_state[0])
             st = proc_stat(pid)
             c.data.update(pid=pid, pid_start=st[1] if st else None)
+            if host_mounts:
+                c.data["hostMounts"] = host_mounts
             c.save(opts.durable_state)
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
@@ -136,6 +141,11 @@ class Made:
         self.cgroup: Any = None
         self.pid = 0
         self.fds: list[int] = []
+        # No mount namespace of its own: the rootfs, and the mounts under it before the init.
+        self.shared_mnt: tuple[str, list[tuple[int, str]]] | None = None
+
+    def host_mounts(self) -> dict[str, Any] | None:
+        return rootfs.host_mounts(*self.shared_mnt) if self.shared_mnt else None
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -145,6 +155,9 @@ class Made:
     def undo(self) -> None:
         if self.pid:
             process.kill_and_reap(self.pid)
+        record = self.host_mounts()
+        if record:
+            rootfs.unmount_recorded(record)
         if self.cgroup is not None:
             try:
                 self.cgroup.kill_all()
@@ -204,7 +217,8 @@ def _parent_hooks(c: Container, hooks: dict[str, Any], name: str, pid: int) -> N
     if name == "seccomp":
         _seccomp_listener(c, pid)
         return
-    st = {**c.oci_state("creating"), "pid": pid}
+    # "created": hooks are steps 3-5 of runtime.md's lifecycle, after step 2 ("creating")
+    st = {**c.oci_state("created"), "pid": pid}
     hookmod.run_all(hooks.get("prestart", []), "prestart", st)
     hookmod.run_all(hooks.get("createRuntime", []), "createRuntime", st)
 

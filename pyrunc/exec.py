@@ -108,8 +108,8 @@ def exec_from_cli(root: str, cid: str, flags: dict[str, Any], args: list[str],
 
 class ExecChild(process.Setup):
     STEPS = ("signals", "cgroup", "go", "security_prepare", "namespaces", "console", "rlimits", "procattrs",
-             "seccomp_early", "user", "cwd", "executable", "capabilities", "no_new_privs",
-             "seccomp_late")
+             "close_fds", "user", "cwd", "executable", "seccomp_early", "capabilities",
+             "no_new_privs", "seccomp_late")
     exec_process = True
 
     def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
@@ -119,7 +119,7 @@ class ExecChild(process.Setup):
         self.cgroups = cgroups
         self.ns_fds = ns_fds
         self.console_fd = console_fd
-        self.keep = keep
+        self.keep_fds = keep
 
     def step_cgroup(self) -> None:
         # As the init does: v1 by moving itself (no RCU wait), cgroup2 by birth (process.fork_into).
@@ -152,7 +152,7 @@ class ExecChild(process.Setup):
         self.run_steps()
         self.step = "exec"
         try:
-            self.close_fds(self.keep)
+            self.seccomp_before_exec()
             os.execve(self.argv0, self.process["args"], process.envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
             process.child_fail(self.sock, "exec", exc)

@@ -9,7 +9,7 @@ Ordering constraints (config-linux.md and the kernel):
 
 from __future__ import annotations
 
-from pyrunc import linux
+from pyrunc import linux, rules
 from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import NamespaceError
@@ -33,6 +33,9 @@ class NsPlan:
     uid_map: str = ""
     gid_map: str = ""
     time_offsets: dict[str, Any] = field(default_factory=dict)
+    # Types the container shares with the runtime (not listed, or a path to the runtime's own):
+    # nothing in them may be changed (no hostname, sysctl, pivot_root or remount of /).
+    shared: set[str] = field(default_factory=set)
 
     @property
     def userns(self) -> bool:
@@ -61,6 +64,8 @@ def plan(config: dict[str, Any]) -> NsPlan:
     p.uid_map = _map_text(linux_cfg.get("uidMappings", []))
     p.gid_map = _map_text(linux_cfg.get("gidMappings", []))
     p.time_offsets = linux_cfg.get("timeOffsets", {})
+    p.shared = {t for t in CLONE_FLAGS
+                if t not in p.new and (t not in p.join or rules.is_own_ns(t, p.join[t]))}
     return p
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import stat
 
-from pyrunc import barrier, jsonfast, linux, namespaces, rootfs, sockets, spec
+from pyrunc import barrier, jsonfast, linux, namespaces, rootfs, rules, sockets, spec
 from pyrunc import oslite as os
 from pyrunc._typing import Any, Callable
 from pyrunc.errors import InitError, PyruncError, SpecError
@@ -138,6 +138,7 @@ class Setup:
         self.sock = sock
         self.close_in_child = close_in_child
         self.seccomp_filter: Any = None
+        self.keep_fds = 3  # fds below this reach the workload (stdio, preserved fds)
         self.pdeathsig = 0  # the parent's pid, when we die with it until ready
         self.argv0 = ""
         self.env: list[str] = []
@@ -255,25 +256,52 @@ class Setup:
 
             lsm.apply_exec_label(self.process)
 
-    def step_seccomp_early(self) -> None:
-        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the caps
-        # drop, as runc does (and accept that the remaining steps run under it).
+    def seccomp_point(self) -> str:
+        """Where the filter is loaded: as late as privileges allow (runc's order), so that the
+        runtime's own syscalls need not be in the workload's profile.
+
+        - "early": without no_new_privs, loading needs CAP_SYS_ADMIN: before the capability drop,
+          after the uid change, cwd and executable lookup (runc loads it before those: a profile
+          refusing getcwd or setresuid then breaks the runtime, not the workload);
+        - "ready": with SCMP_ACT_NOTIFY, the listener fd goes to the parent over the sync socket:
+          before the last message;
+        - "exec": otherwise right before execve (for the init, in the barrier after `start`).
+        """
+        f = self.seccomp_filter
+        if f is None:
+            return ""
         if not self.process.get("noNewPrivileges"):
-            self.step_seccomp()
+            return "early"
+        return "ready" if f.notify else "exec"
+
+    def step_close_fds(self) -> None:
+        # Before any filter: the workload's profile need not allow close_range or fcntl.
+        self.close_fds(self.keep_fds)
+
+    def step_seccomp_early(self) -> None:
+        if self.seccomp_point() == "early":
+            if os.geteuid() != 0:
+                from pyrunc import caps
+
+                caps.raise_effective()  # setuid(2) cleared it; loading needs CAP_SYS_ADMIN
+            self.load_seccomp()
 
     def step_seccomp_late(self) -> None:
-        if self.process.get("noNewPrivileges"):
-            self.step_seccomp()
+        if self.seccomp_point() == "ready":
+            self.load_seccomp()
 
-    def step_seccomp(self) -> None:
-        if self.seccomp_filter is not None:
-            from pyrunc import seccomp
+    def seccomp_before_exec(self) -> None:
+        if self.seccomp_point() == "exec":
+            self.load_seccomp()
 
-            notify_fd = seccomp.load(self.seccomp_filter)
-            if notify_fd is not None:
-                send(self.sock, {"seccomp_fd": True})
-                sockets.send_fds(self.sock, b"seccomp", [notify_fd])
-                os.close(notify_fd)
+    def load_seccomp(self) -> None:
+        from pyrunc import seccomp
+
+        notify_fd = seccomp.load(self.seccomp_filter)
+        if notify_fd is not None:
+            send(self.sock, {"seccomp_fd": True})
+            sockets.send_fds(self.sock, b"seccomp", [notify_fd])
+            os.close(notify_fd)
 
     def close_fds(self, keep: int) -> None:
         for fd in range(3, keep):
@@ -291,15 +319,17 @@ class Init(Setup):
     """The container init between fork and execve; each step is a short method, run in order."""
 
     STEPS = ("signals", "cgroup", "namespaces", "security_prepare", "barrier", "rootfs", "sysctl", "pivot_root",
-             "console", "paths", "hostname", "rlimits", "procattrs", "seccomp_early", "user",
-             "cwd", "executable", "capabilities", "no_new_privs", "seccomp_late", "ready")
+             "console", "paths", "hostname", "rlimits", "procattrs", "close_fds", "user", "cwd",
+             "executable", "seccomp_early", "capabilities", "no_new_privs", "seccomp_late", "ready")
 
     def __init__(self, cfg: InitConfig, sock: sockets.Socket) -> None:
         super().__init__(cfg.process, cfg.linux, cfg.ns.userns, cfg.cap_plan, cfg.extra_env, sock,
                          cfg.close_in_child)
         self.cfg = cfg
+        self.keep_fds = 3 + cfg.preserve_fds
         self.devnull_fd = -1
         self.barrier_fd = -1
+        self.bpf: tuple[int, int] | None = None  # the filter for the barrier to load
         self.joined = cfg.ns.userns
 
     def run(self) -> None:
@@ -335,9 +365,9 @@ class Init(Setup):
             # The cgroup namespace's root is the cgroup we are in when it is made.
             self.await_joined()
         namespaces.join_all(ns, ["ipc", "uts", "network", "cgroup", "mount"])
-        # A mount namespace of our own is not optional: the mounts below must not reach the host.
-        own_mnt = 0 if "mount" in ns.join else linux.CLONE_NEWNS
-        namespaces.unshare(ns.unshare_flags("ipc", "uts", "network", "cgroup") | own_mnt,
+        # Types not listed are the runtime's own (runtime-spec): with no mount namespace, the
+        # rootfs steps below mount only inside the bundle and chroot (see rootfs.prepare).
+        namespaces.unshare(ns.unshare_flags("ipc", "uts", "network", "cgroup", "mount"),
                            "ipc/uts/network/cgroup/mount")
 
     def step_rootfs(self) -> None:
@@ -345,7 +375,7 @@ class Init(Setup):
                "cgroup_dirs": list(self.cfg.cgroups.paths().values()) if self.cfg.cgroups else []}
         self.devnull_fd = rootfs.open_devnull()
         rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
-                       before_pivot=self._before_pivot)
+                       before_pivot=self._before_pivot, shared_mnt="mount" in self.cfg.ns.shared)
 
     def _before_pivot(self) -> None:
         if self.cfg.hooks("prestart") or self.cfg.hooks("createRuntime"):
@@ -354,8 +384,10 @@ class Init(Setup):
         if self.cfg.hooks("createContainer"):
             from pyrunc import hooks
 
-            st = self.cfg.state_for_hooks("creating", os.getpid()) if self.cfg.state_for_hooks else {}
-            hooks.run_all(self.cfg.hooks("createContainer"), "createContainer", st)
+            # "created": runtime.md's states put hooks after step 2 (crun does; runc says creating)
+            st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
+            hooks.run_all(self.cfg.hooks("createContainer"), "createContainer", st,
+                          default_env=self.process.get("env", []) + self.cfg.extra_env)
 
     def step_sysctl(self) -> None:
         # Written before pivot_root through the host's procfs: /proc/sys entries act on the
@@ -363,6 +395,10 @@ class Init(Setup):
         for key, value in self.linux_cfg.get("sysctl", {}).items():
             if ".." in key or "/" in key:
                 raise SpecError(f"linux.sysctl: invalid key {key!r}")
+            kind = rules.sysctl_namespace(key)
+            if kind is None or kind in self.cfg.ns.shared:
+                # create refused this already (pyrunc.rules): never write the host's values.
+                raise SpecError(f"linux.sysctl[{key!r}]: not in a namespace of the container's own")
             path = "/proc/sys/" + key.replace(".", "/")
             try:
                 fd = linux.openat2(-100, path, os.O_WRONLY, linux.RESOLVE_NO_SYMLINKS)
@@ -374,7 +410,7 @@ class Init(Setup):
                 raise SpecError(f"linux.sysctl: writing {value!r} to {key}: {exc.strerror}") from exc
 
     def step_pivot_root(self) -> None:
-        rootfs.pivot(self.cfg.rootfs, self.cfg.no_pivot)
+        rootfs.pivot(self.cfg.rootfs, self.cfg.no_pivot, shared_mnt="mount" in self.cfg.ns.shared)
 
     def step_console(self) -> None:
         if self.process.get("terminal"):
@@ -388,14 +424,24 @@ class Init(Setup):
         os.close(self.devnull_fd)
 
     def step_hostname(self) -> None:
+        names = [k for k in ("hostname", "domainname") if self.cfg.config.get(k)]
+        if names and "uts" in self.cfg.ns.shared:
+            # create refused this already (pyrunc.rules): never rename the host.
+            raise SpecError(f"{names[0]}: cannot be set without a private UTS namespace")
         if self.cfg.config.get("hostname"):
             linux.sethostname(self.cfg.config["hostname"])
         if self.cfg.config.get("domainname"):
             linux.setdomainname(self.cfg.config["domainname"])
 
+    def step_seccomp_late(self) -> None:
+        super().step_seccomp_late()
+        if self.seccomp_point() == "exec" and self.barrier_fd >= 0:
+            from pyrunc import seccomp
+
+            self.bpf = seccomp.export(self.seccomp_filter)
+
     def step_ready(self) -> None:
         self.await_joined()
-        self.close_fds(3 + self.cfg.preserve_fds)
         if self.pdeathsig:
             linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # before "ready": create exits right after it
         send(self.sock, {"ready": True})
@@ -409,15 +455,18 @@ class Init(Setup):
     def wait_and_exec(self) -> None:
         if self.barrier_fd >= 0:
             barrier.exec_waiting(self.barrier_fd, self.cfg.fifo_fd, self.argv0,
-                                 self.process["args"], envdict(self.env))
+                                 self.process["args"], envdict(self.env), self.bpf)
         try:
             if self.cfg.fifo_fd >= 0:
                 os.read(self.cfg.fifo_fd, 1)  # the create/start barrier
+                os.close(self.cfg.fifo_fd)
             if self.cfg.hooks("startContainer"):
                 from pyrunc import hooks
 
                 st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
-                hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", st)
+                hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", st,
+                              default_env=self.env)
+            self.seccomp_before_exec()
             os.execve(self.argv0, self.process["args"], envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
             os.write(2, f"pyrunc: exec {self.process['args'][0]}: {_describe(exc)}\n".encode())

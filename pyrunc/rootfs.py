@@ -556,10 +556,32 @@ def _dev_links(root_fd: int, devpts: bool) -> None:
 
 # --- the sequence -------------------------------------------------------------------------------
 def prepare(config: dict[str, Any], rootfs: str, ops: list[MountOp], userns: bool,
-            ctx: dict[str, Any], before_pivot: Callable[[], None] | None = None) -> None:
-    """Everything up to pivot_root, in the container's new mount namespace."""
-    linux_cfg = config.get("linux", {})
-    prop = PROPAGATION.get(linux_cfg.get("rootfsPropagation", ""), L.MS_SLAVE | L.MS_REC)
+            ctx: dict[str, Any], before_pivot: Callable[[], None] | None = None,
+            shared_mnt: bool = False) -> None:
+    """Everything up to pivot_root, in the container's new mount namespace.
+
+    With `shared_mnt` (no mount namespace of its own: the runtime's is the container's), nothing
+    outside the bundle is touched: no propagation change of /, no bind of the rootfs onto itself;
+    the config's mounts go under the rootfs (resolved inside it) and `pivot` chroots.
+    """
+    if not shared_mnt:
+        _bind_root(config, rootfs)
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for op in ops:
+            mount_one(root_fd, op, ctx)
+        setup_dev(root_fd, config, ops, userns)
+        if before_pivot:
+            before_pivot()
+    finally:
+        os.close(root_fd)
+
+
+def _bind_root(config: dict[str, Any], rootfs: str) -> None:
+    """/ slave (or as rootfsPropagation says), the rootfs bound onto itself for pivot_root."""
+    want = PROPAGATION.get(config.get("linux", {}).get("rootfsPropagation", ""))
+    # An unbindable / would refuse the bind below: it is applied by `finish`, after pivot_root.
+    prop = L.MS_SLAVE | L.MS_REC if want is None or want & L.MS_UNBINDABLE else want
     try:
         L.mount(None, "/", None, prop)
         if prop & L.MS_SHARED:
@@ -570,15 +592,6 @@ def prepare(config: dict[str, Any], rootfs: str, ops: list[MountOp], userns: boo
         L.mount(rootfs, rootfs, "bind", L.MS_BIND | L.MS_REC)
     except OSError as exc:
         raise MountError(f"preparing rootfs {rootfs}: {exc.strerror}") from exc
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for op in ops:
-            mount_one(root_fd, op, ctx)
-        setup_dev(root_fd, config, ops, userns)
-        if before_pivot:
-            before_pivot()
-    finally:
-        os.close(root_fd)
 
 
 def _mountpoint_of(path: str) -> str:
@@ -591,8 +604,15 @@ def _mountpoint_of(path: str) -> str:
     return best
 
 
-def pivot(rootfs: str, no_pivot: bool) -> None:
+def pivot(rootfs: str, no_pivot: bool, shared_mnt: bool = False) -> None:
+    """pivot_root into the rootfs; with --no-pivot, move it over / and chroot; in the runtime's
+    own mount namespace (`shared_mnt`), only chroot: pivot_root or a move there would detach the
+    caller's own /proc and /sys."""
     try:
+        if shared_mnt:
+            os.chroot(rootfs)
+            os.chdir("/")
+            return
         if no_pivot:
             os.chdir(rootfs)
             L.mount(rootfs, "/", None, L.MS_MOVE)
@@ -704,3 +724,61 @@ def finish(config: dict[str, Any], devnull_fd: int) -> None:
             L.mount_setattr(-100, "/", 0, L.MOUNT_ATTR_RDONLY)  # AT_FDCWD; the root mount alone
     except OSError as exc:
         raise MountError(f"finishing the root mount: {exc.strerror}") from exc
+
+
+# --- mounts left in the runtime's own mount namespace -------------------------------------------
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts_under(path: str) -> list[tuple[int, str]]:
+    """(mount id, mount point) of every mount at or below `path` here, in mount order."""
+    prefix = path.rstrip("/") + "/"
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mp = _unescape(fields[4])
+            if mp == path or mp.startswith(prefix):
+                out.append((int(fields[0]), mp))
+    return out
+
+
+def _mntns() -> int:
+    return os.stat("/proc/self/ns/mnt").st_ino
+
+
+def host_mounts(rootfs: str, before: list[tuple[int, str]]) -> dict[str, Any] | None:
+    """The mounts a container without a mount namespace of its own made under its rootfs (those
+    not in `before`), to record in its state: `delete` unmounts exactly these."""
+    known = {mid for mid, _ in before}
+    made = [[mid, mp] for mid, mp in mounts_under(rootfs) if mid not in known]
+    return {"mntns": _mntns(), "mounts": made} if made else None
+
+
+def unmount_recorded(record: dict[str, Any]) -> None:
+    """Detach the mounts `host_mounts` recorded, newest first; only in the namespace they were
+    made in, and only a mount whose id still stands at its recorded place."""
+    try:
+        if record.get("mntns") != _mntns():
+            return
+        here = set(mounts_under("/"))
+        for mid, mp in reversed(record.get("mounts", [])):
+            if (mid, mp) in here:
+                try:
+                    L.umount2(mp, L.MNT_DETACH)
+                except OSError:
+                    pass  # detached already with a parent
+    except (OSError, TypeError, ValueError):
+        pass

@@ -6,8 +6,8 @@ Three stages, so that each runs where it can:
   kernel action values and comparison tuples, with errors naming the field. No bindings needed.
 - `prepare` (the init, before pivot_root: the bindings' .so lives on the host): builds the
   libseccomp filter from the profile, not loaded yet.
-- `load` (the init, the last step before execve, or before the capability drop when
-  noNewPrivileges is false, since loading a filter without no_new_privs needs CAP_SYS_ADMIN).
+- `load` (the init, as late as privileges allow: see process.Setup.seccomp_point), or `export` as raw BPF for
+  the start barrier (pyrunc.barrier), which loads it after `start` and right before execve.
 
 With SCMP_ACT_NOTIFY, `load` returns the listener fd; the parent hands it to the agent at
 `listenerPath` with `send_to_listener`, as the runtime-spec's "container process state".
@@ -46,6 +46,9 @@ ARCHES = ("X86", "X86_64", "X32", "ARM", "AARCH64", "MIPS", "MIPS64", "MIPS64N32
           "PARISC64", "RISCV64", "LOONGARCH64", "M68K", "SH", "SHEB")
 
 # The seccomp(2) flag -> the libseccomp filter attribute that sets it (None: newer than 2.5.4).
+# Their values, for a filter loaded by seccomp(2) itself (the barrier): TSYNC 1, LOG 2, SPEC_ALLOW 4.
+_FLAG_BITS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
+              "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 FLAGS: dict[str, str | None] = {
     "SECCOMP_FILTER_FLAG_TSYNC": "CTL_TSYNC",
     "SECCOMP_FILTER_FLAG_LOG": "CTL_LOG",
@@ -82,6 +85,8 @@ class Profile:
 class Filter:
     ctx: Any  # a seccomp.SyscallFilter
     notify: bool
+    flags: int = 0  # the seccomp(2) flags of `export`
+
 
 
 # --- validation: pure ------------------------------------------------------------------------------
@@ -234,9 +239,38 @@ def prepare(linux_seccomp: dict | None) -> Filter | None:  # type: ignore[type-a
     profile = compile_profile(linux_seccomp)
     lib = _bindings()
     try:
-        return Filter(_build(lib, profile), profile.notify)
+        return Filter(_build(lib, profile), profile.notify,
+                      sum(_FLAG_BITS[f] for f in set(profile.flags)))
     except (RuntimeError, OSError, ValueError) as exc:
         raise SeccompError(f"building the seccomp filter: {exc}") from exc
+
+
+class _Fd:
+    """The bindings' export_bpf takes a file object: a memfd seen through fileno()."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def export(f: Filter) -> tuple[int, int]:
+    """The filter as raw BPF in a sealed memfd, and its seccomp(2) flags, for pyrunc.barrier."""
+    from pyrunc import barrier
+    from pyrunc import oslite as os
+
+    tmp = os.memfd_create("pyrunc-bpf", os.MFD_CLOEXEC)
+    try:
+        f.ctx.export_bpf(_Fd(tmp))
+        data = os.pread(tmp, os.fstat(tmp).st_size, 0)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise SeccompError(f"exporting the seccomp filter: {exc}") from exc
+    finally:
+        os.close(tmp)
+    if not data or len(data) % 8 or len(data) > 4096 * 8:
+        raise SeccompError(f"exporting the seccomp filter: {len(data)} bytes of BPF")
+    return barrier.sealed("pyrunc-bpf", data), f.flags
 
 
 def load(f: Filter) -> int | None:

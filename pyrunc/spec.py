@@ -1,7 +1,8 @@
 """config.json: loading and the semantic checks `create` needs, without jsonschema.
 
 The full schema check is `pyrunc validate` (pyrunc.validate, which imports jsonschema lazily); the
-hot path only checks what it relies on, and names the field of every problem
+hot path checks the shapes it relies on and every rule of pyrunc.rules (the table `validate`
+reports by), and names the field of every problem
 (`process.rlimits[0].type: unknown rlimit "RLIMIT_FOO"`).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import resource
 
-from pyrunc import jsonfast
+from pyrunc import jsonfast, rules
 from pyrunc import oslite as os
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
@@ -130,6 +131,10 @@ def check(config: Config, bundle: str) -> None:
     for key in ("hostname", "domainname"):
         _need(isinstance(config.get(key, ""), str), key, "not a string")
     _need(isinstance(config.get("annotations", {}), dict), "annotations", "not an object")
+    # The rules `pyrunc validate` reports: refused before anything is made.
+    broken = rules.errors(config, bundle)
+    if broken:
+        raise SpecError(broken[0])
 
 
 def check_process(process: dict[str, Any], field: str) -> None:

@@ -1,9 +1,8 @@
 """`pyrunc validate`: every problem of a bundle's config.json, one precise line each.
 
 Two passes. The JSON Schemas in spec/ (shipped as pyrunc/schemas/) catch shape and type errors;
-the checks below catch what a schema cannot say: paths on the host, relations between fields
-(a user namespace without mappings, a `net.*` sysctl without a network namespace) and the rules
-runc's libcontainer/configs/validate applies before it creates anything.
+pyrunc.rules' table catches what a schema cannot say (the same table `create` refuses by). Unknown
+capabilities are warnings: the spec says a runtime logs them and goes on.
 
 jsonschema costs ~130 ms to import, so it is imported inside the functions that need it: this
 module must never be imported on the create/start/run path, and stays cheap if it is.
@@ -12,28 +11,17 @@ module must never be imported on the create/start/run path, and stays cheap if i
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
 from pyrunc import oslite as os
+from pyrunc import rules
 from pyrunc._typing import Any
 from pyrunc.errors import SpecError
 from pyrunc.features import CAPABILITIES
 
-_SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
-_NS_LINK_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
-                  "user": "user", "cgroup": "cgroup", "time": "time"}
-_CPU_LIST = re.compile(r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
-_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
-_IFNAMSIZ = 16
-# The kernel's limit on lines in /proc/<pid>/{uid,gid}_map (since Linux 4.15).
-_MAX_ID_MAPPINGS = 340
-
 JSON = Any
-Check = Callable[[dict[str, Any], str], list[str]]
 
 
 # --- schemas -------------------------------------------------------------------------------------
@@ -88,411 +76,52 @@ def schema_errors(instance: JSON, name: str, root: str = "config.json") -> list[
     return sorted(lines)
 
 
-# --- helpers that survive a config the schema rejected ------------------------------------------
+# --- warnings: what the runtime logs and goes on with -----------------------------------------
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _namespaces(config: dict[str, Any]) -> dict[str, str]:
-    """type -> path ("" when the runtime creates the namespace)."""
-    out: dict[str, str] = {}
-    for ns in _list(_dict(config.get("linux")).get("namespaces")):
-        ns = _dict(ns)
-        if isinstance(ns.get("type"), str):
-            out.setdefault(ns["type"], _str(ns.get("path")) or "")
-    return out
-
-
-def _absolute(path: object, where: str) -> list[str]:
-    if isinstance(path, str) and not path.startswith("/"):
-        return [f"{where}: {path!r} is not an absolute path"]
-    return []
-
-
-def _cpu_list(value: object, where: str) -> list[str]:
-    if not isinstance(value, str) or value == "":
+def warnings(config: JSON) -> list[str]:
+    """Capabilities this runtime does not know: the spec says log a warning, do not fail."""
+    if not isinstance(config, dict) or not isinstance(config.get("process"), dict):
         return []
-    if not _CPU_LIST.match(value):
-        return [f"{where}: {value!r} is not a list like 0-3,7"]
-    for part in value.split(","):
-        lo, _, hi = part.partition("-")
-        if hi and int(hi) < int(lo):
-            return [f"{where}: range {part!r} ends before it starts"]
-    return []
-
-
-# --- root, process ------------------------------------------------------------------------------
-
-def _check_root(config: dict[str, Any], bundle: str) -> list[str]:
-    root = config.get("root")
-    if root is None:
-        return ["root: is required on Linux"]
-    path = _str(_dict(root).get("path"))
-    if path is None:
-        return []
-    full = os.path.join(bundle, path)
-    if not os.path.exists(full):
-        return [f"root.path: {full} does not exist"]
-    if not os.path.isdir(full):
-        return [f"root.path: {full} is not a directory"]
-    return []
-
-
-def _check_rlimits(process: dict[str, Any]) -> list[str]:
-    errors, seen = [], set()
-    for i, rl in enumerate(_list(process.get("rlimits"))):
-        rl, where = _dict(rl), f"process.rlimits[{i}]"
-        kind = rl.get("type")
-        if isinstance(kind, str) and kind in seen:
-            errors.append(f"{where}.type: duplicate rlimit {kind}")
-        seen.add(kind)
-        soft, hard = rl.get("soft"), rl.get("hard")
-        if isinstance(soft, int) and isinstance(hard, int) and soft > hard:
-            errors.append(f"{where}: soft limit {soft} is greater than hard limit {hard}")
-    return errors
+    return _check_capabilities(config["process"])
 
 
 def _check_capabilities(process: dict[str, Any]) -> list[str]:
     errors = []
-    for kind, names in _dict(process.get("capabilities")).items():
-        for i, name in enumerate(_list(names)):
+    caps = process.get("capabilities")
+    for kind, names in (caps.items() if isinstance(caps, dict) else ()):
+        for i, name in enumerate(names if isinstance(names, list) else ()):
             if isinstance(name, str) and name not in CAPABILITIES:
                 errors.append(f"process.capabilities.{kind}[{i}]: unknown capability {name!r}")
     return errors
 
 
-def _check_scheduler(process: dict[str, Any]) -> list[str]:
-    sched, where = _dict(process.get("scheduler")), "process.scheduler"
-    policy, errors = sched.get("policy"), []
-    nice = sched.get("nice", 0)
-    if isinstance(nice, int) and not -20 <= nice <= 19:
-        errors.append(f"{where}.nice: {nice} is not in -20..19")
-    if sched.get("priority", 0) != 0 and policy not in ("SCHED_FIFO", "SCHED_RR"):
-        errors.append(f"{where}.priority: only SCHED_FIFO and SCHED_RR take a priority")
-    deadline = [k for k in ("runtime", "deadline", "period") if sched.get(k, 0) != 0]
-    if deadline and policy != "SCHED_DEADLINE":
-        errors.append(f"{where}.{deadline[0]}: only SCHED_DEADLINE takes runtime/deadline/period")
-    return errors
-
-
-def _check_process(config: dict[str, Any], bundle: str) -> list[str]:
-    if "process" not in config:
-        return []
-    process = _dict(config.get("process"))
-    errors = _absolute(process.get("cwd"), "process.cwd")
-    if isinstance(process.get("args"), list) and not process["args"]:
-        errors.append("process.args: must have at least one entry")
-    prio = _dict(process.get("ioPriority")).get("priority")
-    if isinstance(prio, int) and not 0 <= prio <= 7:
-        errors.append(f"process.ioPriority.priority: {prio} is not in 0..7")
-    affinity = _dict(process.get("execCPUAffinity"))
-    for key in ("initial", "final"):
-        errors += _cpu_list(affinity.get(key), f"process.execCPUAffinity.{key}")
-    return errors + _check_rlimits(process) + _check_capabilities(process) + \
-        _check_scheduler(process)
-
-
-# --- mounts, hooks, paths -----------------------------------------------------------------------
-
-def _check_mount(mount: dict[str, Any], where: str, bundle: str, userns: bool) -> list[str]:
-    errors = _absolute(mount.get("destination"), f"{where}.destination")
-    options = [o for o in _list(mount.get("options")) if isinstance(o, str)]
-    source = _str(mount.get("source"))
-    if source and ("bind" in options or "rbind" in options):
-        full = os.path.join(bundle, source)
-        if not os.path.lexists(full):
-            errors.append(f"{where}.source: {full} does not exist")
-    idmap = [o for o in options if o in ("idmap", "ridmap")]
-    if idmap and "uidMappings" not in mount and not userns:
-        errors.append(f"{where}.options: {idmap[0]!r} needs uidMappings/gidMappings "
-                      "or a user namespace")
-    errors += _check_id_mappings(mount, where)
-    return errors
-
-
-def _check_mounts(config: dict[str, Any], bundle: str) -> list[str]:
-    userns = "user" in _namespaces(config)
-    errors = []
-    for i, mount in enumerate(_list(config.get("mounts"))):
-        errors += _check_mount(_dict(mount), f"mounts[{i}]", bundle, userns)
-    return errors
-
-
-def _check_hooks(config: dict[str, Any], bundle: str) -> list[str]:
-    errors = []
-    for kind, hooks in _dict(config.get("hooks")).items():
-        for i, hook in enumerate(_list(hooks)):
-            errors += _absolute(_dict(hook).get("path"), f"hooks.{kind}[{i}].path")
-    return errors
-
-
-def _check_linux_paths(config: dict[str, Any], bundle: str) -> list[str]:
-    linux, errors = _dict(config.get("linux")), []
-    for key in ("maskedPaths", "readonlyPaths"):
-        for i, path in enumerate(_list(linux.get(key))):
-            errors += _absolute(path, f"linux.{key}[{i}]")
-    for i, dev in enumerate(_list(linux.get("devices"))):
-        errors += _absolute(_dict(dev).get("path"), f"linux.devices[{i}].path")
-    return errors
-
-
-# --- namespaces and what depends on them --------------------------------------------------------
-
-def _check_ns_path(path: str, kind: str, where: str) -> list[str]:
-    if not path.startswith("/"):
-        return [f"{where}: {path!r} is not an absolute path"]
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return [f"{where}: {path} does not exist"]
-    except OSError as exc:
-        return [f"{where}: {path}: {exc.strerror}"]
-    try:
-        target = os.readlink(path)  # "net:[4026531840]" for /proc/<pid>/ns/net
-    except OSError:
-        return []  # a bind-mounted namespace file: its type needs ioctl(NS_GET_NSTYPE)
-    name = target.partition(":")[0]
-    if target.endswith("]") and name != _NS_LINK_NAMES.get(kind, kind):
-        return [f"{where}: {path} is a {name} namespace, not {kind}"]
-    return []
-
-
-def _check_namespaces(config: dict[str, Any], bundle: str) -> list[str]:
-    errors, seen = [], set()
-    for i, ns in enumerate(_list(_dict(config.get("linux")).get("namespaces"))):
-        ns = _dict(ns)
-        kind, path = ns.get("type"), _str(ns.get("path"))
-        if kind in seen:
-            errors.append(f"linux.namespaces[{i}].type: duplicate namespace {kind}")
-        seen.add(kind)
-        if path and isinstance(kind, str):
-            errors += _check_ns_path(path, kind, f"linux.namespaces[{i}].path")
-    return errors
-
-
-def _check_id_mappings(holder: dict[str, Any], where: str) -> list[str]:
-    errors = []
-    for key in ("uidMappings", "gidMappings"):
-        maps = [_dict(m) for m in _list(holder.get(key))]
-        if len(maps) > _MAX_ID_MAPPINGS:
-            errors.append(f"{where}.{key}: more than {_MAX_ID_MAPPINGS} entries")
-        ranges = []
-        for i, m in enumerate(maps):
-            start, size = m.get("containerID"), m.get("size")
-            if size == 0:
-                errors.append(f"{where}.{key}[{i}].size: must be at least 1")
-            if isinstance(start, int) and isinstance(size, int) and size > 0:
-                ranges.append((start, start + size, i))
-        ranges.sort()
-        for (_, end, _), (start, _, j) in zip(ranges, ranges[1:], strict=False):
-            if start < end:
-                errors.append(f"{where}.{key}[{j}]: container range overlaps another entry")
-    return errors
-
-
-def _mapped(maps: list[Any], ident: int) -> bool:
-    for m in maps:
-        start, size = _dict(m).get("containerID"), _dict(m).get("size")
-        if isinstance(start, int) and isinstance(size, int) and start <= ident < start + size:
-            return True
-    return False
-
-
-def _check_user_mapped(config: dict[str, Any], linux: dict[str, Any]) -> list[str]:
-    user = _dict(_dict(config.get("process")).get("user"))
-    checks = [("uid", "uidMappings", user.get("uid")), ("gid", "gidMappings", user.get("gid"))]
-    checks += [(f"additionalGids[{i}]", "gidMappings", g)
-               for i, g in enumerate(_list(user.get("additionalGids")))]
-    return [f"process.user.{field}: {ident} is not mapped by linux.{key}"
-            for field, key, ident in checks
-            if isinstance(ident, int) and _list(linux.get(key))
-            and not _mapped(linux[key], ident)]
-
-
-def _check_userns(config: dict[str, Any], bundle: str) -> list[str]:
-    linux, namespaces = _dict(config.get("linux")), _namespaces(config)
-    has_maps = bool(linux.get("uidMappings") or linux.get("gidMappings"))
-    errors = _check_id_mappings(linux, "linux")
-    if "user" not in namespaces:
-        if has_maps:
-            errors.append("linux.uidMappings: mappings given, but no user namespace is asked for")
-        return errors
-    if namespaces["user"]:
-        return errors
-    for key in ("uidMappings", "gidMappings"):
-        if not linux.get(key):
-            errors.append(f"linux.{key}: required for a new user namespace")
-    return errors + _check_user_mapped(config, linux)
-
-
-def _check_uts(config: dict[str, Any], bundle: str) -> list[str]:
-    if "uts" in _namespaces(config):
-        return []
-    return [f"{key}: cannot be set without a private UTS namespace"
-            for key in ("hostname", "domainname") if config.get(key)]
-
-
-def _is_host_netns(path: str) -> bool:
-    try:
-        mine, theirs = os.stat("/proc/self/ns/net"), os.stat(path)
-    except OSError:
-        return False
-    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-
-
-def _sysctl_error(key: str, namespaces: dict[str, str]) -> str | None:
-    """runc's rules: a sysctl is allowed only inside a namespace that isolates it."""
-    name = key.replace("/", ".")
-    if name in _SYSCTL_IPC or name.startswith("fs.mqueue."):
-        return None if "ipc" in namespaces else "needs an ipc namespace"
-    if name.startswith("net."):
-        if "network" not in namespaces or _is_host_netns(namespaces["network"]):
-            return "needs a network namespace other than the host's"
-        return None
-    if name in ("kernel.hostname", "kernel.domainname") and "uts" in namespaces:
-        if name == "kernel.hostname":
-            return "conflicts with the hostname field; set that instead"
-        return None
-    return "is not in a separate kernel namespace"
-
-
-def _check_sysctl(config: dict[str, Any], bundle: str) -> list[str]:
-    namespaces, errors = _namespaces(config), []
-    for key in _dict(_dict(config.get("linux")).get("sysctl")):
-        why = _sysctl_error(key, namespaces)
-        if why:
-            errors.append(f"linux.sysctl[{json.dumps(key)}]: {why}")
-    return errors
-
-
-def _check_time(config: dict[str, Any], bundle: str) -> list[str]:
-    offsets = _dict(_dict(config.get("linux")).get("timeOffsets"))
-    if not offsets:
-        return []
-    errors = [f"linux.timeOffsets[{json.dumps(clock)}]: only monotonic and boottime clocks "
-              "can be offset" for clock in offsets if clock not in ("monotonic", "boottime")]
-    namespaces = _namespaces(config)
-    if "time" not in namespaces:
-        errors.append("linux.timeOffsets: needs a time namespace")
-    elif namespaces["time"]:
-        errors.append("linux.timeOffsets: cannot be applied to a joined time namespace")
-    return errors
-
-
-def _valid_ifname(name: str) -> bool:
-    return (0 < len(name) < _IFNAMSIZ and name not in (".", "..")
-            and not any(c == "/" or c == ":" or c.isspace() for c in name))
-
-
-def _check_net_devices(config: dict[str, Any], bundle: str) -> list[str]:
-    devices = _dict(_dict(config.get("linux")).get("netDevices"))
-    if not devices:
-        return []
-    errors = []
-    if "network" not in _namespaces(config):
-        errors.append("linux.netDevices: needs a network namespace to move devices into")
-    for host_name, dev in devices.items():
-        where = f"linux.netDevices[{json.dumps(host_name)}]"
-        if not _valid_ifname(host_name):
-            errors.append(f"{where}: {host_name!r} is not a valid interface name")
-        name = _str(_dict(dev).get("name"))
-        if name and not _valid_ifname(name):
-            errors.append(f"{where}.name: {name!r} is not a valid interface name")
-    return errors
-
-
-# --- resources, seccomp, memory policy ----------------------------------------------------------
-
-def _check_resources(config: dict[str, Any], bundle: str) -> list[str]:
-    resources = _dict(_dict(config.get("linux")).get("resources"))
-    cpu, errors = _dict(resources.get("cpu")), []
-    quota, burst = cpu.get("quota"), cpu.get("burst")
-    if isinstance(quota, int) and isinstance(burst, int) and 0 < quota < burst:
-        errors.append(f"linux.resources.cpu.burst: {burst} is larger than quota {quota}")
-    for key in ("cpus", "mems"):
-        errors += _cpu_list(cpu.get(key), f"linux.resources.cpu.{key}")
-    memory = _dict(resources.get("memory"))
-    limit, swap = memory.get("limit"), memory.get("swap")
-    if isinstance(limit, int) and isinstance(swap, int) and 0 < swap < limit:
-        errors.append(f"linux.resources.memory.swap: memory+swap {swap} is below limit {limit}")
-    return errors
-
-
-def _errno_error(action: object, where: str) -> list[str]:
-    if action in _ERRNO_ACTIONS:
-        return []
-    return [f"{where}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return an errno, not {action}"]
-
-
-def _check_seccomp(config: dict[str, Any], bundle: str) -> list[str]:
-    seccomp, errors = _dict(_dict(config.get("linux")).get("seccomp")), []
-    if "defaultErrnoRet" in seccomp:
-        errors += _errno_error(seccomp.get("defaultAction"), "linux.seccomp.defaultErrnoRet")
-    for i, rule in enumerate(_list(seccomp.get("syscalls"))):
-        rule = _dict(rule)
-        if "errnoRet" in rule:
-            errors += _errno_error(rule.get("action"), f"linux.seccomp.syscalls[{i}].errnoRet")
-    return errors
-
-
-def _check_memory_policy(config: dict[str, Any], bundle: str) -> list[str]:
-    policy = _dict(_dict(config.get("linux")).get("memoryPolicy"))
-    mode, nodes = policy.get("mode"), _str(policy.get("nodes")) or ""
-    where = "linux.memoryPolicy.nodes"
-    if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and nodes:
-        return [f"{where}: {mode} takes no nodes"]
-    if mode in ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
-                "MPOL_PREFERRED_MANY") and not nodes:
-        return [f"{where}: {mode} needs at least one node"]
-    return _cpu_list(nodes, where)
-
-
-_CHECKS: tuple[Check, ...] = (
-    _check_root, _check_process, _check_mounts, _check_hooks, _check_linux_paths,
-    _check_namespaces, _check_userns, _check_uts, _check_sysctl, _check_time,
-    _check_net_devices, _check_resources, _check_seccomp, _check_memory_policy,
-)
-
-
 # --- entry points -------------------------------------------------------------------------------
-
-def semantic_errors(config: dict[str, Any], bundle: str) -> list[str]:
-    """The checks a schema cannot express; safe on a config the schema rejected."""
-    errors: list[str] = []
-    for check in _CHECKS:
-        errors += check(config, bundle)
-    return errors
-
 
 def validate_config(config: JSON, bundle: str) -> list[str]:
     """Every problem of a parsed config.json whose bundle is `bundle`; empty when valid."""
     errors = schema_errors(config, "config")
     if isinstance(config, dict):
-        errors += semantic_errors(config, bundle)
+        errors += rules.errors(config, bundle)
     return errors
 
 
-def validate_bundle(bundle: str) -> list[str]:
-    """Every problem of `<bundle>/config.json`, one line each; empty when valid."""
+def check_bundle(bundle: str) -> tuple[list[str], list[str]]:
+    """(every problem, every warning) of `<bundle>/config.json`, one line each."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as exc:
-        return [f"{path}: {exc.strerror}"]
+        return [f"{path}: {exc.strerror}"], []
     except UnicodeDecodeError as exc:
-        return [f"{path}: not UTF-8: {exc.reason} at byte {exc.start}"]
+        return [f"{path}: not UTF-8: {exc.reason} at byte {exc.start}"], []
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
-        return [f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]
-    return validate_config(config, bundle)
+        return [f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"], []
+    return validate_config(config, bundle), warnings(config)
+
+
+def validate_bundle(bundle: str) -> list[str]:
+    """Every problem of `<bundle>/config.json`, one line each; empty when valid."""
+    return check_bundle(bundle)[0]

@@ -75,7 +75,9 @@ def test_relative_root_path_other_name(runtime, make_bundle, cid):
     assert run_in(runtime, b, cid) == "rel\n"
 
 
-@pytest.mark.parametrize("prop,field", [("shared", "shared:"), ("private", None)])
+@pytest.mark.parametrize("prop,field", [("shared", "shared:"), ("private", None),
+                                        ("unbindable", "unbindable"), ("runbindable", "unbindable"),
+                                        ("slave", None), ("rslave", None)])
 def test_rootfs_propagation(runtime, make_bundle, cid, prop, field):
     b = make_bundle("cat", "/proc/self/mountinfo")
     b.linux["rootfsPropagation"] = prop

@@ -56,3 +56,38 @@ def test_failed_exec_exits_127_with_a_message(tmp_path: Path) -> None:
                        pass_fds=(r,), capture_output=True, text=True, timeout=30)
     assert p.returncode == 127
     assert "exec of the container process failed" in p.stderr
+
+
+def _barrier_with_filter(filter_code: str, argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    r, w = os.pipe()
+    os.write(w, b"0")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pyrunc import barrier, seccomp; "
+            f"bpf = {filter_code}; "
+            f"barrier.exec_waiting(barrier.make(), int(sys.argv[2]), {argv[0]!r}, {argv!r}, {{}}, bpf)")
+    p = subprocess.run([sys.executable, "-c", code, str(Path(barrier.__file__).parents[1]), str(r)],
+                       pass_fds=(r,), capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    os.close(r)
+    os.close(w)
+    return p
+
+
+@pytest.mark.skipif(not barrier.available(), reason="x86_64 only")
+@pytest.mark.requires("seccomp")
+def test_loads_the_filter_after_the_wait(tmp_path: Path) -> None:
+    """mkdir refused with EPERM by the exported filter; the same command without it works."""
+    sc = {"defaultAction": "SCMP_ACT_ALLOW",
+          "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    argv = ["/usr/bin/busybox", "mkdir", str(tmp_path / "d")]
+    p = _barrier_with_filter(f"seccomp.export(seccomp.prepare({sc!r}))", argv, tmp_path)
+    assert p.returncode == 1 and "Operation not permitted" in p.stderr
+    assert not (tmp_path / "d").exists()
+    p = _barrier_with_filter("None", argv, tmp_path)
+    assert p.returncode == 0 and (tmp_path / "d").is_dir()
+
+
+@pytest.mark.skipif(not barrier.available(), reason="x86_64 only")
+def test_a_filter_the_kernel_refuses_exits_127(tmp_path: Path) -> None:
+    # One BPF instruction that is not a return: the kernel's checker refuses the program.
+    p = _barrier_with_filter("(barrier.sealed('bad', bytes(8)), 0)", ["/bin/true"], tmp_path)
+    assert p.returncode == 127
+    assert "loading the seccomp filter failed" in p.stderr
