@@ -4,6 +4,7 @@ PY       ?= /usr/bin/python3
 VENV     ?= $(CURDIR)/.venv
 PYRUNC   := $(VENV)/bin/pyrunc
 DEMO_DIR ?= /tmp/pyrunc-demo
+BINDIR   ?= /usr/local/bin
 APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-prctl python3-pyroute2 \
             python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
             docker-registry iproute2 libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
@@ -28,6 +29,8 @@ $(VENV)/bin/python:
 
 install: venv
 	$(VENV)/bin/pip install -q --no-build-isolation '.[test]' 2>/dev/null || $(VENV)/bin/pip install -q '.[test]'
+	@# contrib/ names /usr/local/bin/pyrunc: a link to the venv's launcher, which follows it back
+	ln -sfn $(PYRUNC) $(BINDIR)/pyrunc
 
 demo: install
 	@bash contrib/demo.sh $(PYRUNC) $(DEMO_DIR)

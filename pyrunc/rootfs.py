@@ -302,10 +302,30 @@ def _source_is_file(op: MountOp) -> bool:
         raise MountError(f"bind mount source {op.source} of {op.destination}: no such file or directory") from exc
 
 
+def _check_ordinary_dir(root_fd: int, op: MountOp) -> None:
+    """procfs and sysfs only on a real directory, never on or through a link of the rootfs's last
+    component (the CVE-2019-16884 / CVE-2019-19921 class: a fake /proc would take the writes of
+    LSM labels and the like). runc refuses the same."""
+    try:
+        fd = open_in_root(root_fd, op.destination, L.O_PATH | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return  # made below, as a directory
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISDIR(mode):
+        what = "a symlink" if stat.S_ISLNK(mode) else "not a directory"
+        raise MountError(f"{op.destination}: {op.fstype} must be mounted on an ordinary directory, "
+                         f"and {op.destination} in the rootfs is {what}")
+
+
 def mount_one(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
     if op.fstype == "cgroup" or op.fstype == "cgroup2":
         mount_cgroups(root_fd, op, ctx)
         return
+    if op.fstype in ("proc", "sysfs") and not op.is_bind:
+        _check_ordinary_dir(root_fd, op)
     try:
         fd = make_target(root_fd, op.destination, _source_is_file(op))
     except OSError as exc:
@@ -614,6 +634,7 @@ def pivot(rootfs: str, no_pivot: bool, shared_mnt: bool = False) -> None:
             os.chdir("/")
             return
         if no_pivot:
+            _detach_host_proc_sys(rootfs)
             os.chdir(rootfs)
             L.mount(rootfs, "/", None, L.MS_MOVE)
             os.chroot(".")
@@ -634,6 +655,26 @@ def pivot(rootfs: str, no_pivot: bool, shared_mnt: bool = False) -> None:
             os.close(new)
     except OSError as exc:
         raise MountError(f"pivot_root to {rootfs}: {exc.strerror}") from exc
+
+
+def _detach_host_proc_sys(rootfs: str) -> None:
+    """--no-pivot: chroot leaves the old root's /proc and /sys in our mount namespace, and a fully
+    visible procfs there lets the container mount a fresh, unmasked one (runc masks them too).
+    Detach every procfs and sysfs outside the rootfs first (this namespace is the container's)."""
+    prefix = rootfs.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    targets = []
+    for line in lines:
+        fields = line.split()
+        mp, fstype = _unescape(fields[4]), fields[fields.index("-") + 1]
+        if fstype in ("proc", "sysfs") and mp != rootfs and not mp.startswith(prefix):
+            targets.append(mp)
+    for mp in reversed(targets):
+        try:
+            L.umount2(mp, L.MNT_DETACH)
+        except OSError:
+            pass  # gone with a parent already
 
 
 def open_devnull() -> int:

@@ -106,3 +106,37 @@ def test_hostile_proc_self_exe_shebang_as_init(runtime, make_bundle, cid) -> Non
     assert "RESULT" not in r.out
     assert "exec of the container process failed" in r.err
     assert sha256(interp) == before
+
+
+@pytest.mark.parametrize("kind", ["symlink-out", "symlink-in", "file"])
+def test_proc_must_be_an_ordinary_directory(runtime, make_bundle, cid, tmp_path, kind) -> None:  # type: ignore[no-untyped-def]
+    """CVE-2019-16884 / CVE-2019-19921 class: procfs is mounted on a real directory of the rootfs,
+    never through a link (a fake /proc would take the writes meant for procfs); runc refuses too."""
+    b = make_bundle("true")
+    (b.rootfs / "proc").rmdir()
+    if kind == "file":
+        (b.rootfs / "proc").write_text("")
+    else:
+        (b.rootfs / "fakeproc").mkdir()
+        (b.rootfs / "proc").symlink_to(str(tmp_path / "host") if kind == "symlink-out" else "fakeproc")
+    r = runtime.run("run", "-b", str(b.path), cid, timeout=30)
+    assert r.rc == 1
+    assert "/proc: proc must be mounted on an ordinary directory" in r.err
+    assert not (tmp_path / "host").exists()
+    assert not (runtime.root / cid).exists()
+
+
+def test_dev_symlink_keeps_device_nodes_in_the_root(runtime, make_bundle, cid, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A rootfs whose /dev is a symlink to a host path: the device nodes and links are made inside
+    the root (the link is resolved there), never on the host."""
+    host = tmp_path / "hostdev"
+    host.mkdir()
+    b = make_bundle("ls", "/dev/null", "/dev/zero")
+    shutil.rmtree(b.rootfs / "dev")
+    (b.rootfs / "dev").symlink_to(str(host))
+    b.config["mounts"] = [m for m in b.config["mounts"] if not m["destination"].startswith("/dev")]
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid, timeout=30)
+    assert r.rc == 0, r.err
+    assert list(host.iterdir()) == []
+    assert (b.rootfs / str(host).lstrip("/") / "null").is_char_device()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testlib import Runtime
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
@@ -306,3 +307,16 @@ def test_relative_bundle_and_root(runtime, make_bundle, cid):
     r = runtime.run("--root", rel_root, "run", "-b", b.path.name, cid, root=False,
                     cwd=str(b.path.parent))
     assert (r.rc, r.out) == (0, "rel\n")
+
+
+def test_launcher_started_through_symlinks(runtime, tmp_path):
+    """contrib/ names /usr/local/bin/pyrunc, which `make install` links to the venv's launcher:
+    started through a chain of links (absolute and relative), it finds its packages."""
+    (tmp_path / "a").symlink_to(os.path.realpath(runtime.binary))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pyrunc").symlink_to("../a")
+    linked = Runtime(str(tmp_path / "sub" / "pyrunc"), runtime.root)
+    r = linked.run("--version")
+    assert r.rc == 0 and "pyrunc version" in r.out, r.err
+    r = linked.run("state", "no-such-id")
+    assert r.rc == 1 and "does not exist" in r.err
