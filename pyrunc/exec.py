@@ -8,10 +8,12 @@
                                                   setns user, ipc, uts, net, cgroup, time, mnt
                                                   console; rlimits; user; cwd; caps; nnp; seccomp
                                                   execve  (the CLOEXEC sync socket closes)
-    EOF = exec'd: pid file; wait (foreground)     or {"error", "step"} and _exit(1)
+    EOF = exec'd: pid file; wait (foreground)     or {"error", "step"} and _exit(1); a failed
+                                                  execve is printed by the child, which exits 1
 
-The parent learns that execve succeeded from the sync socket closing (it is close-on-exec), so an
-exec that fails is reported by `pyrunc exec` itself, as runc does.
+The parent learns that the setup succeeded from the sync socket closing (it is close-on-exec): a
+step that fails is reported by `pyrunc exec` itself with its name; a failed execve, as runc's
+init does it, by the process on its stderr ("exec PATH: exec format error", status 1).
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ def _caps_with(base: dict[str, list[str]] | None, extra: list[str]) -> dict[str,
     if not extra:
         return base
     out = {k: list(v) for k, v in (base or {}).items()}
-    for key in ("bounding", "effective", "permitted"):
+    keys = ["bounding", "effective", "permitted"]
+    if out.get("inheritable") is not None:
+        # runc: ambient too when the spec's process has an inheritable set (an ambient
+        # capability must be inheritable, and --cap adds none there)
+        keys.append("ambient")
+    for key in keys:
         out.setdefault(key, [])
         out[key] += [c if c.startswith("CAP_") else "CAP_" + c.upper() for c in extra]
     return out
@@ -153,10 +160,15 @@ class ExecChild(process.Setup):
         self.step = "exec"
         try:
             self.seccomp_before_exec()
-            os.execve(self.argv0, self.process["args"], process.envdict(self.env))
         except BaseException as exc:  # noqa: BLE001
             process.child_fail(self.sock, "exec", exc)
-        os._exit(127)
+        try:
+            os.execve(self.argv0, self.process["args"], process.envdict(self.env))
+        except OSError as exc:
+            # As runc's init: the process itself reports a failed execve on its stderr and exits
+            # 1; `exec` sees the sync socket close and returns that status.
+            os.write(2, f"exec {self.argv0}: {(exc.strerror or str(exc)).lower()}\n".encode())
+        os._exit(1)
 
 
 def _ns_fds(pid: int) -> dict[str, int]:

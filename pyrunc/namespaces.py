@@ -115,6 +115,29 @@ def write_id_maps(pid: int, p: NsPlan) -> None:
         raise NamespaceError(f"writing id mappings of pid {pid}: {exc.strerror}") from exc
 
 
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def loopback_up() -> None:
+    """`ip link set lo up` in the calling task's network namespace, with two ioctls on an
+    AF_INET socket (no netlink library on the init's path)."""
+    import _socket
+    import fcntl
+    import struct
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        ifr = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
+        flags = struct.unpack_from("16sh", ifr)[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | _IFF_UP))
+    except OSError as exc:
+        raise NamespaceError(f"bringing up lo in the new network namespace: {exc.strerror}") from exc
+    finally:
+        sock.close()
+
+
 _CLOCKS = {"monotonic": 1, "boottime": 7}
 
 

@@ -88,7 +88,9 @@ def _check_scheduler(s: dict) -> None:  # type: ignore[type-arg]
 def _check_io_priority(io: dict) -> None:  # type: ignore[type-arg]
     if io.get("class") not in IOPRIO_CLASSES:
         raise SpecError(f"process.ioPriority.class: unknown class {io.get('class')!r}")
-    _int(io.get("priority"), "process.ioPriority.priority", 0, 7)
+    # IOPRIO_CLASS_IDLE has no levels: its priority may be left out (runc reads it as 0)
+    default = 0 if io.get("class") == "IOPRIO_CLASS_IDLE" else None
+    _int(io.get("priority", default), "process.ioPriority.priority", 0, 7)
 
 
 def _check_memory_policy(mp: dict) -> None:  # type: ignore[type-arg]
@@ -163,7 +165,7 @@ def _set_scheduler(s: dict) -> None:  # type: ignore[type-arg]
 
 
 def _set_io_priority(io: dict) -> None:  # type: ignore[type-arg]
-    value = IOPRIO_CLASSES[io["class"]] << _IOPRIO_CLASS_SHIFT | io["priority"]
+    value = IOPRIO_CLASSES[io["class"]] << _IOPRIO_CLASS_SHIFT | io.get("priority", 0)
     linux.syscall("ioprio_set", _IOPRIO_WHO_PROCESS, 0, value)
 
 

@@ -9,19 +9,22 @@
     (os.fork if that fails)                          cgroup2 directory; writes 0 to `tasks` of
     setns back to its own pid/time ns                each v1 hierarchy (no RCU wait either way)
     [cgroup2 cgroup.procs if not born there]       join/unshare namespaces (a cgroup namespace
-    oom_score_adj; state.json written, fsynced       waits for "joined" first); mounts; /dev
+    oom_score_adj; state.json written, fsynced       waits for "joined" first; lo up in a new
+                                                     network namespace); mounts; /dev
     send "joined" ------------------------------->
                                  <---------------- "hooks"  (only when prestart/createRuntime exist)
     run prestart + createRuntime hooks
     send "go" ----------------------------------->
                                                    createContainer hooks; sysctl; pivot_root;
-                                                   console; masked/read-only paths; hostname;
-                                                   rlimits; procattrs; user; caps; nnp; seccomp
+                                                   mkdir -p cwd; console; masked/read-only
+                                                   paths; hostname; rlimits; procattrs; user;
+                                                   caps; nnp; seccomp
                                  <---------------- "ready"  (after "joined" arrived)
     rename state.json; pid file; exit              exec pyrunc.barrier's program, which blocks on
                                                    exec.fifo until `start` writes, then execs
-                                                   process.args (startContainer hooks: the
-                                                   Python init waits and runs them instead)
+                                                   process.args (startContainer hooks, or an
+                                                   executable only CAP_DAC_OVERRIDE opens: the
+                                                   Python init waits and execs instead)
 
 With a user namespace a first child unshares it, sends "userns" and waits while the parent writes
 its id maps; it then makes the other namespaces, forks the init, sends {"pid": N} and exits.
@@ -164,6 +167,10 @@ class Setup:
         for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGCHLD):
             _signal.signal(sig, _signal.SIG_DFL)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+        if not self.process.get("terminal"):
+            # runc's nsexec makes every container process (init and exec) a session leader, so
+            # the caller's job control never reaches it; with a terminal, console.setup_init does.
+            os.setsid()
         # Non-dumpable while we hold host resources: no /proc/<pid>/{exe,fd,map_files} for the
         # container's processes (CVE-2019-5736 class); execve of the workload resets it.
         linux.prctl(linux.PR_SET_DUMPABLE, 0)
@@ -211,6 +218,8 @@ class Setup:
         uid, gid = user.get("uid", 0), user.get("gid", 0)
         if not self.userns or _setgroups_allowed():
             os.setgroups(user.get("additionalGids", []))
+        if self.process.get("terminal"):
+            _chown_console(uid)
         os.setresgid(gid, gid, gid)
         caps.keep_caps()
         os.setresuid(uid, uid, uid)
@@ -319,7 +328,7 @@ class Init(Setup):
     """The container init between fork and execve; each step is a short method, run in order."""
 
     STEPS = ("signals", "cgroup", "namespaces", "security_prepare", "barrier", "rootfs", "sysctl", "pivot_root",
-             "console", "paths", "hostname", "rlimits", "procattrs", "close_fds", "user", "cwd",
+             "make_cwd", "console", "paths", "hostname", "rlimits", "procattrs", "close_fds", "user", "cwd",
              "executable", "seccomp_early", "capabilities", "no_new_privs", "seccomp_late", "ready")
 
     def __init__(self, cfg: InitConfig, sock: sockets.Socket) -> None:
@@ -369,6 +378,8 @@ class Init(Setup):
         # rootfs steps below mount only inside the bundle and chroot (see rootfs.prepare).
         namespaces.unshare(ns.unshare_flags("ipc", "uts", "network", "cgroup", "mount"),
                            "ipc/uts/network/cgroup/mount")
+        if "network" in ns.new:
+            namespaces.loopback_up()  # runc does: a new network namespace has lo down
 
     def step_rootfs(self) -> None:
         ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
@@ -412,6 +423,18 @@ class Init(Setup):
     def step_pivot_root(self) -> None:
         rootfs.pivot(self.cfg.rootfs, self.cfg.no_pivot, shared_mnt="mount" in self.cfg.ns.shared)
 
+    def step_make_cwd(self) -> None:
+        # runc creates a missing cwd (mkdir -p, 0755, owned by root) before the root is made
+        # read-only. After pivot_root (or chroot) "/" is the container's root, so ".." and
+        # symlinks in the path resolve inside it.
+        cwd = self.process.get("cwd") or "/"
+        try:
+            os.makedirs(os.path.normpath(cwd), 0o755, exist_ok=True)
+        except FileExistsError:
+            pass  # not a directory: the chdir in step_cwd names the error
+        except OSError as exc:
+            raise SpecError(f"process.cwd: creating {cwd}: {exc.strerror}") from exc
+
     def step_console(self) -> None:
         if self.process.get("terminal"):
             from pyrunc import console
@@ -432,6 +455,14 @@ class Init(Setup):
             linux.sethostname(self.cfg.config["hostname"])
         if self.cfg.config.get("domainname"):
             linux.setdomainname(self.cfg.config["domainname"])
+
+    def step_executable(self) -> None:
+        super().step_executable()
+        if self.barrier_fd >= 0 and not os.access(self.argv0, os.X_OK):
+            # Only the process's capabilities (CAP_DAC_OVERRIDE) let it exec this file, and the
+            # barrier program's own execve would drop them: this init waits and execs it itself.
+            os.close(self.barrier_fd)
+            self.barrier_fd = -1
 
     def step_seccomp_late(self) -> None:
         super().step_seccomp_late()
@@ -479,6 +510,16 @@ def _rlim(v: int) -> int:
     return resource.RLIM_INFINITY if v >= 2**63 else v
 
 
+def _chown_console(uid: int) -> None:
+    """The pty is the process user's, as runc's fixStdioPermissions makes it: the owner only (the
+    devpts mount's gid=5 stays), and no error where the ids are not mapped (EINVAL, EPERM)."""
+    try:
+        os.fchown(0, uid, os.fstat(0).st_gid)
+    except OSError as exc:
+        if exc.errno not in (1, 22):  # EPERM, EINVAL: an id not mapped in the user namespace
+            raise
+
+
 def _setgroups_allowed() -> bool:
     try:
         with open("/proc/self/setgroups") as f:
@@ -488,9 +529,15 @@ def _setgroups_allowed() -> bool:
 
 
 def _environ(env: list[str], uid: int) -> list[str]:
-    if not any(e.startswith("HOME=") for e in env):
-        env = [*env, "HOME=" + _home_of(uid)]
-    return env
+    """runc's environment: a later entry overrides an earlier one (kept at the first one's
+    place), and HOME missing or empty comes from the user's passwd entry in the container."""
+    values: dict[str, str] = {}
+    for e in env:
+        k, _, v = e.partition("=")
+        values[k] = v
+    if not values.get("HOME"):
+        values["HOME"] = _home_of(uid)
+    return [f"{k}={v}" for k, v in values.items()]
 
 
 def _home_of(uid: int) -> str:
@@ -525,7 +572,9 @@ def find_executable(name: str, env: list[str]) -> str:
             st = os.stat(c)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):
+        # Any execute bit, as runc's exec.LookPath: access(2) would ignore the capabilities the
+        # process gets (CAP_DAC_OVERRIDE), and execve itself has the last word.
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return c
         if "/" in name:
             raise SpecError(f'exec: "{name}": permission denied')
