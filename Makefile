@@ -5,7 +5,7 @@ VENV     ?= $(CURDIR)/.venv
 PYRUNC   := $(VENV)/bin/pyrunc
 DEMO_DIR ?= /tmp/pyrunc-demo
 BINDIR   ?= /usr/local/bin
-APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-prctl python3-pyroute2 \
+APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-pyroute2 \
             python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
             docker-registry iproute2 libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
             python3-cryptography hyperfine time

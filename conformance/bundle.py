@@ -13,7 +13,7 @@ BUSYBOX = "/usr/bin/busybox"
 def default_config(args: list[str]) -> dict[str, Any]:
     """`runc spec`'s config.json (pyrunc's generator writes the same, field for field) with
     `args` as the process, no terminal, and runc 1.1's ociVersion, which every runtime takes."""
-    from pyrunc.specgen import default_spec
+    from pyrunc.spec.specgen import default_spec
 
     config = default_spec()
     config["ociVersion"] = "1.0.2-dev"

@@ -324,7 +324,7 @@ def ungrantable_capability_warns(c: Ctx) -> None:
     missing = next((bit for bit in range(41) if not bnd & (1 << bit)), None)
     if missing is None:
         return  # this host's root can grant every capability: nothing to see
-    from pyrunc.caps import NAMES
+    from pyrunc.linux.caps import NAMES
 
     name = NAMES[missing]
 

@@ -109,7 +109,7 @@ def process_args(image: dict[str, Any], opts: RunOptions) -> list[str]:
 
 def default_mounts() -> list[dict[str, Any]]:
     """The runtime-spec defaults (as `runc spec` writes them), /proc as docker mounts it."""
-    from pyrunc.specgen import default_spec
+    from pyrunc.spec.specgen import default_spec
 
     mounts: list[dict[str, Any]] = default_spec()["mounts"]
     for m in mounts:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
-from pyrunc import oslite as os
 from pyrunc.errors import PyruncError
+from pyrunc.sys import oslite as os
 
 FORMATS = ("text", "json")
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC

@@ -77,7 +77,7 @@ _ROOTFS_CACHE: dict[str, Path] = {}
 
 def base_config(args: list[str]) -> dict[str, object]:
     """What `pyrunc spec` (as `runc spec`) writes, with `args`, terminal off, hostname pyrunc."""
-    from pyrunc.specgen import default_spec
+    from pyrunc.spec.specgen import default_spec
 
     config = default_spec()
     config["process"]["terminal"] = False
@@ -110,7 +110,7 @@ class Bundle:
 
 # --- cgroup test trees ---------------------------------------------------------------------
 def cgroup_mounts() -> list[str]:
-    from pyrunc.cgroups.layout import detect
+    from pyrunc.linux.cgroups.layout import detect
 
     lay = detect()
     return sorted(set(lay.v1.values()) | ({lay.unified} if lay.unified else set()))

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from pyrunc import cgroups
-from pyrunc.cgroups.layout import Layout, detect
 from pyrunc.errors import CgroupError
+from pyrunc.linux import cgroups
+from pyrunc.linux.cgroups.layout import Layout, detect
 
 pytestmark = pytest.mark.requires("root", "cgroup-v1")
 

@@ -92,9 +92,9 @@ def test_hostile_proc_self_exe_shebang_through_exec(runtime, make_bundle, cid) -
 
 @pytest.mark.skipif(not host_interpreter(), reason="needs /usr/bin/python3")
 def test_hostile_proc_self_exe_shebang_as_init(runtime, make_bundle, cid) -> None:  # type: ignore[no-untyped-def]
-    """The init execs the workload from pyrunc.barrier's sealed memfd: #!/proc/self/exe then names
+    """The init execs the workload from pyrunc.container.barrier's sealed memfd: #!/proc/self/exe then names
     that small program, never the host interpreter, and the attack cannot even start."""
-    from pyrunc import barrier
+    from pyrunc.container import barrier
 
     if not barrier.available():
         pytest.skip("the barrier program is x86_64 only")

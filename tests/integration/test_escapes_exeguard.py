@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc import exeguard
+from pyrunc.linux import exeguard
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
@@ -23,7 +23,8 @@ PY = sys.executable
 PROBE = textwrap.dedent("""
     import json, os, sys
     sys.path[0:0] = [{repo!r}, os.path.dirname(os.path.abspath(__file__))]
-    from pyrunc import exeguard, linux
+    from pyrunc.linux import exeguard
+    from pyrunc.sys import linux
 
     def main(argv):
         if os.readlink("/proc/self/exe") != exeguard.TARGET:
@@ -103,7 +104,7 @@ def test_set_nondumpable() -> None:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        from pyrunc import linux
+        from pyrunc.sys import linux
 
         before = linux.prctl(3)  # PR_GET_DUMPABLE
         exeguard.set_nondumpable()

@@ -1,4 +1,4 @@
-"""Nothing a config says lands on the host: every rule of pyrunc.rules that keeps a container off
+"""Nothing a config says lands on the host: every rule of pyrunc.spec.rules that keeps a container off
 the runtime's own namespaces is refused by create (field named, exit 1, nothing left), and a
 namespace that is not listed is inherited without touching anything outside the bundle.
 

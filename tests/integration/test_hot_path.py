@@ -30,7 +30,7 @@ def _imports(runtime: Runtime, *args: str) -> set[str]:
 
 def test_run_imports_nothing_heavy(runtime: Runtime, bundle: Bundle, cid: str) -> None:
     loaded = _imports(runtime, "run", "-b", str(bundle.path), cid)
-    assert "pyrunc.create" in loaded  # the log is real
+    assert "pyrunc.container.create" in loaded  # the log is real
     assert not loaded & OFF_THE_HOT_PATH, sorted(loaded & OFF_THE_HOT_PATH)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from proc_helpers import create, wait_for
-from testlib import Bundle, Runtime, cgroup_mounts, remove_cgroup_tree
+from testlib import Bundle, Runtime
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
@@ -38,27 +37,18 @@ def pid_alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def cg_parent() -> Iterator[str]:
-    """A private parent cgroup (prefix p14) for the test's containers, removed at the end."""
-    name = "p14-parity-" + uuid.uuid4().hex[:8]
-    yield name
-    for mount in cgroup_mounts():
-        remove_cgroup_tree(os.path.join(mount, name))
+def cgroup_dirs(parent: str) -> Callable[[str], list[str]]:
+    return lambda cid: glob.glob(f"/sys/fs/cgroup/*/{parent}/{cid}") + glob.glob(
+        f"/sys/fs/cgroup/{parent}/{cid}")
 
 
 @pytest.fixture
-def cgroup_dirs(cg_parent: str) -> Callable[[str], list[str]]:
-    return lambda cid: glob.glob(f"/sys/fs/cgroup/*/{cg_parent}/{cid}") + glob.glob(
-        f"/sys/fs/cgroup/{cg_parent}/{cid}")
-
-
-@pytest.fixture
-def p14_bundle(make_bundle, cg_parent: str):  # type: ignore[no-untyped-def]
-    """A busybox bundle whose cgroups live under /<cg_parent>/<id>."""
+def p14_bundle(make_bundle, parent: str):  # type: ignore[no-untyped-def]
+    """A busybox bundle whose cgroups live under /<parent>/<id>."""
 
     def _make(cid: str, *args: str, hooks: dict | None = None) -> Bundle:  # type: ignore[type-arg]
         b = make_bundle(*args)
-        b.linux["cgroupsPath"] = f"/{cg_parent}/{cid}"
+        b.linux["cgroupsPath"] = f"/{parent}/{cid}"
         if hooks:
             b.config["hooks"] = hooks
         b.write()

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pyrunc import caps, linux, seccomp
+from pyrunc.linux import caps, seccomp
+from pyrunc.sys import linux
 
 pytestmark = pytest.mark.requires("root", "busybox")
 

@@ -106,7 +106,7 @@ def test_seccomp_bad_action_fails_create(runtime, bundle, cid) -> None:  # type:
 
 
 def test_waiting_init_exe_is_not_writable(runtime, make_bundle, cid, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """While the init waits for start, its /proc/<pid>/exe is the sealed memfd of pyrunc.barrier
+    """While the init waits for start, its /proc/<pid>/exe is the sealed memfd of pyrunc.container.barrier
     (or, where that cannot run, the read-only interpreter mount): never a writable host file."""
     import subprocess  # noqa: TID251
 

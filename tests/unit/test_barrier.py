@@ -1,4 +1,4 @@
-"""pyrunc.barrier: the embedded waiting program is exactly what its assembly source builds to,
+"""pyrunc.container.barrier: the embedded waiting program is exactly what its assembly source builds to,
 and it does its job (wait for one byte, close the fifo, exec) — run here without a container."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc import barrier
+from pyrunc.container import barrier
 
 SRC = Path(barrier.__file__).with_name("barrier_x86_64.S")
 
@@ -30,11 +30,11 @@ def test_waits_for_one_byte_then_execs_with_args_and_env(tmp_path: Path) -> None
     r, w = os.pipe()
     out = tmp_path / "out"
     code = (
-        "import os, sys; sys.path.insert(0, sys.argv[1]); from pyrunc import barrier; "
+        "import os, sys; sys.path.insert(0, sys.argv[1]); from pyrunc.container import barrier; "
         "fd = barrier.make(); r = int(sys.argv[2]); "
         "barrier.exec_waiting(fd, r, '/bin/sh', ['sh', '-c', 'echo \"$0 $1 $X\"; ls /proc/self/fd', 'a b', 'c'], {'X': 'env ok'})"
     )
-    p = subprocess.Popen([sys.executable, "-c", code, str(Path(barrier.__file__).parents[1]), str(r)],
+    p = subprocess.Popen([sys.executable, "-c", code, str(Path(barrier.__file__).parents[2]), str(r)],
                          pass_fds=(r,), stdout=out.open("w"))
     os.close(r)
     assert p.poll() is None  # blocked on the fifo/pipe until the byte comes
@@ -50,9 +50,9 @@ def test_waits_for_one_byte_then_execs_with_args_and_env(tmp_path: Path) -> None
 def test_failed_exec_exits_127_with_a_message(tmp_path: Path) -> None:
     r, w = os.pipe()
     os.write(w, b"0")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pyrunc import barrier; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pyrunc.container import barrier; "
             "barrier.exec_waiting(barrier.make(), int(sys.argv[2]), '/no/such', ['x'], {})")
-    p = subprocess.run([sys.executable, "-c", code, str(Path(barrier.__file__).parents[1]), str(r)],
+    p = subprocess.run([sys.executable, "-c", code, str(Path(barrier.__file__).parents[2]), str(r)],
                        pass_fds=(r,), capture_output=True, text=True, timeout=30)
     assert p.returncode == 127
     assert "exec of the container process failed" in p.stderr
@@ -61,10 +61,10 @@ def test_failed_exec_exits_127_with_a_message(tmp_path: Path) -> None:
 def _barrier_with_filter(filter_code: str, argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     r, w = os.pipe()
     os.write(w, b"0")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pyrunc import barrier, seccomp; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pyrunc.container import barrier; from pyrunc.linux import seccomp; from pyrunc.sys import linux; "
             f"bpf = {filter_code}; "
             f"barrier.exec_waiting(barrier.make(), int(sys.argv[2]), {argv[0]!r}, {argv!r}, {{}}, bpf)")
-    p = subprocess.run([sys.executable, "-c", code, str(Path(barrier.__file__).parents[1]), str(r)],
+    p = subprocess.run([sys.executable, "-c", code, str(Path(barrier.__file__).parents[2]), str(r)],
                        pass_fds=(r,), capture_output=True, text=True, timeout=30, cwd=tmp_path)
     os.close(r)
     os.close(w)
@@ -88,6 +88,6 @@ def test_loads_the_filter_after_the_wait(tmp_path: Path) -> None:
 @pytest.mark.skipif(not barrier.available(), reason="x86_64 only")
 def test_a_filter_the_kernel_refuses_exits_127(tmp_path: Path) -> None:
     # One BPF instruction that is not a return: the kernel's checker refuses the program.
-    p = _barrier_with_filter("(barrier.sealed('bad', bytes(8)), 0)", ["/bin/true"], tmp_path)
+    p = _barrier_with_filter("(linux.sealed_memfd('bad', bytes(8)), 0)", ["/bin/true"], tmp_path)
     assert p.returncode == 127
     assert "loading the seccomp filter failed" in p.stderr

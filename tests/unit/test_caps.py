@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc import caps
 from pyrunc.errors import CapabilityError
+from pyrunc.linux import caps
 
 ALL = (1 << 41) - 1
 NO_SYS_RESOURCE = ALL & ~(1 << caps.CAPABILITIES["CAP_SYS_RESOURCE"])

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from pyrunc import cgroups
-from pyrunc.cgroups import devices, layout, plan
 from pyrunc.errors import CgroupError, SpecError
+from pyrunc.linux import cgroups
+from pyrunc.linux.cgroups import devices, layout, plan
 
 HYBRID_MOUNTINFO = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -236,7 +236,7 @@ def test_state_round_trip() -> None:
 # ---- update flags -------------------------------------------------------------------------------
 
 def test_update_flags() -> None:
-    from pyrunc.update import resources_from_flags
+    from pyrunc.ops.update import resources_from_flags
 
     res = resources_from_flags({"memory": "512m", "memory-swap": "-1", "memory-reservation": "1g",
                                 "kernel-memory": "5M", "cpu-shares": "256", "cpu-quota": "-1",
@@ -252,7 +252,7 @@ def test_update_flags() -> None:
 
 
 def test_load_resources_docker_zeros_mean_unset() -> None:
-    from pyrunc.update import load_resources
+    from pyrunc.ops.update import load_resources
 
     doc = {"memory": {"limit": 0, "reservation": 0, "swap": 0}, "cpu": {"shares": 512, "quota": 0},
            "blockIO": {"weight": 0}, "pids": {"limit": 0}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from conformance import tap  # noqa: E402
@@ -29,11 +31,16 @@ def test_counts_only_column_zero_results_and_skips() -> None:
     assert counts(text) == (1, 1, 2)
 
 
-def test_yaml_error_without_result_is_a_failure() -> None:
-    text = "  ---\n  error: hook did not run\n  reference: x\n  ...\n"
+@pytest.mark.parametrize("text,description", [
+    ("  ---\n  error: hook did not run\n  reference: x\n  ...\n", "error: hook did not run"),
+    # not valid JSON (a trailing comma, as linux_rootfs_propagation prints): the key is still found
+    ('  ---\n  {\n    "error": "exit status 1",\n    "stderr": "",\n  }\n  ...\n1..0\n',
+     "error: exit status 1"),
+], ids=["yaml", "json-cut-short"])
+def test_error_block_without_result_is_a_failure(text: str, description: str) -> None:
     r = tap.finish(tap.parse(text), 0)
     assert (r.passed, r.failed) == (0, 1)
-    assert r.cases[0].description == "error: hook did not run"
+    assert r.cases[0].description == description
 
 
 def test_block_after_a_result_is_its_diagnostic_and_never_counts() -> None:
@@ -47,14 +54,6 @@ def test_free_standing_block_after_another_block_counts() -> None:
     text = ('ok 1 - a\n  ---\n  {\n    "reference": "r"\n  }\n  ...\n'
             '  ---\n  {\n    "error": "bad state",\n    "reference": "r"\n  }\n  ...\n1..1\n')
     assert counts(text) == (1, 1, 0)
-
-
-def test_json_block_cut_short_is_read_line_by_line() -> None:
-    # not valid JSON (a trailing comma, as linux_rootfs_propagation prints): the key is still found
-    text = '  ---\n  {\n    "error": "exit status 1",\n    "stderr": "",\n  }\n  ...\n1..0\n'
-    r = tap.finish(tap.parse(text), 0)
-    assert (r.passed, r.failed) == (0, 1)
-    assert r.cases[0].description == "error: exit status 1"
 
 
 def test_yaml_without_error_key_or_nested_error_is_not_a_failure() -> None:

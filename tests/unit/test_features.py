@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from pyrunc import features as feat
-from pyrunc.validate import schema_errors
+from pyrunc.ops import features as feat
+from pyrunc.ops.validate import schema_errors
 
 
 def test_features_validate_against_schema() -> None:
@@ -44,7 +44,7 @@ def test_mount_options_cover_the_spec_table() -> None:
 
 
 def test_every_claimed_mount_option_is_understood_by_the_mount_plan() -> None:
-    from pyrunc import rootfs
+    from pyrunc.linux import rootfs
 
     for name in feat.features()["mountOptions"]:
         op = rootfs.parse_options([name])

@@ -12,9 +12,10 @@ import signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrunc import cli, state
+from pyrunc import cli
+from pyrunc.container import state
 from pyrunc.errors import PyruncError
-from pyrunc.kill import parse_signal
+from pyrunc.ops.kill import parse_signal
 
 N = int(os.environ.get("PYRUNC_FUZZ_N", "300"))
 FUZZ = settings(max_examples=N, deadline=None, database=None)

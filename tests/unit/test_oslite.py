@@ -1,4 +1,4 @@
-"""pyrunc.oslite against the real os/posixpath: the same answers for the paths pyrunc meets."""
+"""pyrunc.sys.oslite against the real os/posixpath: the same answers for the paths pyrunc meets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrunc import oslite
+from pyrunc.sys import oslite
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_makedirs_and_walk(tmp_path: Path) -> None:
 def test_environment_and_encoding() -> None:
     """The environment the process started with, as os.environ has it (without pytest's later
     changes, which oslite does not mirror: pyrunc only reads its environment)."""
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pyrunc import oslite; "
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pyrunc.sys import oslite; "
             "print(all(oslite.getenv(k) == v for k, v in os.environ.items()) "
             "and oslite.getenv('X_\\udcff') == '\\udcfe' and oslite.getenv('NOT_SET') is None "
             "and oslite.getenv('NOT_SET', 'd') == 'd')")

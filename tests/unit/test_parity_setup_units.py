@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc import exec as exec_
-from pyrunc import procattrs, process
+from pyrunc.container import process
 from pyrunc.errors import SpecError
+from pyrunc.linux import procattrs
+from pyrunc.ops import exec as exec_
 
 
 @pytest.fixture

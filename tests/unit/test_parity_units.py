@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc import cli, hooks, log
-from pyrunc.cgroups import plan
+from pyrunc import cli, log
+from pyrunc.container import hooks
 from pyrunc.errors import PyruncError
-from pyrunc.update import resources_from_flags
+from pyrunc.linux.cgroups import plan
+from pyrunc.ops.update import resources_from_flags
 
 
 def files(entries: list[plan.Entry]) -> dict[str, str]:

@@ -6,8 +6,8 @@ import ctypes
 
 import pytest
 
-from pyrunc import procattrs
 from pyrunc.errors import SpecError
+from pyrunc.linux import procattrs
 
 
 def test_parse_list() -> None:
@@ -71,7 +71,9 @@ def test_sched_attr_layout() -> None:
 
 
 def test_nodemask() -> None:
-    mask, maxnode = procattrs.nodemask({0, 3, 64})
+    from pyrunc.sys import calls
+
+    mask, maxnode = calls.nodemask({0, 3, 64})
     assert list(mask) == [0b1001, 1] and maxnode == 129
 
 

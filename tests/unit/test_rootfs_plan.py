@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc import rootfs
 from pyrunc.errors import SpecError
+from pyrunc.linux import rootfs
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_NOATIME, MS_BIND, MS_REC = 0x20, 0x400, 0x1000, 0x4000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc.validate import load_schema, schema_dir, schema_errors
+from pyrunc.ops.validate import load_schema, schema_dir, schema_errors
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO.parent / "shared" / "reference" / "runtime-spec" / "schema" / "test"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrunc import seccomp
 from pyrunc.errors import SeccompError
+from pyrunc.linux import seccomp
 
 ALLOW = 0x7FFF0000
 ERRNO = 0x00050000

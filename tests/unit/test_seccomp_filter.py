@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from pyrunc import seccomp
+from pyrunc.linux import seccomp
 
 pytestmark = pytest.mark.requires("seccomp")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pyrunc.errors import SpecError
-from pyrunc.specgen import default_spec, dumps, write_spec
-from pyrunc.validate import schema_errors
+from pyrunc.ops.validate import schema_errors
+from pyrunc.spec.specgen import default_spec, dumps, write_spec
 
 RUNC = shutil.which("runc") or ("/usr/sbin/runc" if os.path.exists("/usr/sbin/runc") else None)
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pyrunc import state
+from pyrunc.container import state
 from pyrunc.errors import (
     ContainerExists,
     ContainerNotFound,

@@ -34,19 +34,19 @@ def test_import_contracts_kept() -> None:
 
 HEAVY = ["jsonschema", "pyroute2", "argparse", "logging", "subprocess", "dataclasses", "typing",
          "asyncio", "inspect", "seccomp",
-         # each pulls enum, re or collections: a few ms of every call (see pyrunc.jsonfast,
-         # pyrunc.sockets, pyrunc._typing, pyrunc.records)
+         # each pulls enum, re or collections: a few ms of every call (see pyrunc.sys.jsonfast,
+         # pyrunc.sys.sockets, pyrunc._typing, pyrunc.records)
          "json", "re", "enum", "socket", "selectors", "threading", "array", "contextlib",
          "collections", "base64", "ctypes",
-         # os builds collections.abc's ABCs (~1.3 ms): pyrunc.oslite is posix plus what we use
+         # os builds collections.abc's ABCs (~1.3 ms): pyrunc.sys.oslite is posix plus what we use
          "os"]
 
 
 @pytest.mark.parametrize("verb", ["create", "start", "run", "delete", "state", "kill"])
 def test_hot_path_imports_nothing_heavy(verb: str) -> None:
     """What `pyrunc <verb>` imports, with the interpreter started as bin/pyrunc starts it."""
-    modules = {"create": "pyrunc.create", "start": "pyrunc.start", "run": "pyrunc.run",
-               "delete": "pyrunc.delete", "state": "pyrunc.container", "kill": "pyrunc.kill"}
+    modules = {"create": "pyrunc.ops.create", "start": "pyrunc.ops.start", "run": "pyrunc.ops.run",
+               "delete": "pyrunc.ops.delete", "state": "pyrunc.container", "kill": "pyrunc.ops.kill"}
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import pyrunc.cli, {modules[verb]}; "
             "print(' '.join(sorted(sys.modules)))")
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,

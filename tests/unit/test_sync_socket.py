@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from pyrunc import jsonfast, process, sockets
+from pyrunc.container import process
 from pyrunc.errors import InitError
+from pyrunc.sys import jsonfast, sockets
 
 
 def test_error_of_a_child_that_exits_with_our_message_unread() -> None:

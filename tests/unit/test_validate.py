@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pyrunc.specgen import default_spec
-from pyrunc.validate import field_path, validate_bundle, validate_config
+from pyrunc.ops.validate import field_path, validate_bundle, validate_config
+from pyrunc.spec.specgen import default_spec
 
 Config = dict[str, Any]
 
@@ -216,7 +216,7 @@ def test_garbage_reports_without_crashing(bundle: Path, config: Any) -> None:
 
 
 def test_importing_validate_does_not_import_jsonschema() -> None:
-    code = "import sys, pyrunc.validate; print('jsonschema' in sys.modules)"
+    code = "import sys, pyrunc.ops.validate; print('jsonschema' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
@@ -224,7 +224,7 @@ def test_importing_validate_does_not_import_jsonschema() -> None:
 
 def test_unknown_capability_is_a_warning_not_an_error(tmp_path: Path) -> None:
     """runtime-spec: a capability that cannot be mapped is logged as a warning; no failure."""
-    from pyrunc.validate import check_bundle
+    from pyrunc.ops.validate import check_bundle
 
     (tmp_path / "rootfs").mkdir()
     config = default_spec()

@@ -1,0 +1,105 @@
+"""`delete [--force]`: kill what is left, remove cgroups and state, run poststop.
+
+As runc: a `stopped` or `created` container is deleted without --force (the waiting init is
+killed); a running or paused one needs --force. `delete --force` of an id that does not exist
+(never created, or already deleted) succeeds: engines call it to clean up, whatever happened before.
+"""
+
+from __future__ import annotations
+
+import _signal  # the C module: signal.py wraps it in enums (+4 ms)
+import time
+
+from pyrunc import container, log
+from pyrunc._typing import Any
+from pyrunc.container import state
+from pyrunc.errors import ContainerNotFound, PyruncError, StateError
+from pyrunc.sys import oslite as os
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    path = state.container_dir(root, cid)
+    if not os.path.isdir(path):
+        _not_found(cid, force)
+        return
+    with state.locked(root, cid, missing_ok=True) as fd:
+        if fd is None or not os.path.isdir(path):  # deleted by another call meanwhile
+            _not_found(cid, force)
+            return
+        try:
+            c = container.Container.load(root, cid)
+        except (ContainerNotFound, StateError):
+            # A create that died before writing its state, or a state.json that is garbage:
+            # with --force, remove what can be found; without, say what is wrong.
+            if not force:
+                raise
+            mgr = _default_cgroup(cid)
+            mgr.kill_all()
+            mgr.destroy()
+            state.remove_dir(path)
+            return
+        status = c.status()
+        if status != "stopped" and not force:
+            state.check_transition(status, "delete", cid)
+        destroy(c)
+
+
+def _not_found(cid: str, force: bool) -> None:
+    if not force:
+        raise ContainerNotFound(cid)
+    log.debug(f"delete --force {cid}: no such container, nothing to do")
+
+
+def destroy(c: container.Container) -> None:
+    """Kill every process of the container, wait for the init, remove its cgroups and state."""
+    try:
+        mgr = c.cgroup() if c.data.get("cgroup") else _default_cgroup(c.id)
+    except PyruncError as exc:  # a damaged cgroup entry: the default place is the best guess
+        log.warning(f"{c.id}: {exc}")
+        mgr = _default_cgroup(c.id)
+    if c.alive():
+        _kill_init(c)
+    if mgr is not None:
+        mgr.kill_all()
+        mgr.destroy()
+    if c.data.get("hostMounts"):  # made under the rootfs in the runtime's own mount namespace
+        from pyrunc.linux import rootfs
+
+        rootfs.unmount_recorded(c.data["hostMounts"])
+    state.remove_dir(c.dir)
+    poststop(c)
+
+
+def _default_cgroup(cid: str) -> Any:
+    """The cgroups of a container whose state says nothing usable: where create puts them."""
+    from pyrunc.linux import cgroups
+
+    return cgroups.new_manager(cid, {})
+
+
+def _kill_init(c: container.Container) -> None:
+    try:
+        fd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not c.alive():  # the pid was recycled between the check and the open
+            return
+        try:
+            _signal.pidfd_send_signal(fd, _signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while c.alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
+    finally:
+        os.close(fd)
+
+
+def poststop(c: container.Container) -> None:
+    hooks = c.config.get("hooks", {}).get("poststop", [])
+    if hooks:
+        from pyrunc.container import hooks as hookmod
+
+        for failure in hookmod.run_all(hooks, "poststop", c.oci_state("stopped"), tolerate=True):
+            log.warning(failure)

@@ -1,0 +1,156 @@
+"""Namespaces: which to create, which to join by path, and the user namespace's id maps.
+
+Ordering constraints (config-linux.md and the kernel):
+- a user namespace comes first, so every other new namespace is owned by it; its maps are written
+  by the parent (from outside), with `setgroups` denied first when the kernel requires it;
+- pid and time namespaces apply to children only: whoever unshares them must fork the init after;
+- the cgroup namespace is unshared after the init joined its cgroup, so that cgroup is its root.
+"""
+
+from __future__ import annotations
+
+from pyrunc._typing import Any
+from pyrunc.errors import NamespaceError
+from pyrunc.records import dataclass, field
+from pyrunc.spec import rules
+from pyrunc.sys import linux
+from pyrunc.sys import oslite as os
+
+CLONE_FLAGS = {
+    "pid": linux.CLONE_NEWPID, "network": linux.CLONE_NEWNET, "mount": linux.CLONE_NEWNS,
+    "ipc": linux.CLONE_NEWIPC, "uts": linux.CLONE_NEWUTS, "user": linux.CLONE_NEWUSER,
+    "cgroup": linux.CLONE_NEWCGROUP, "time": linux.CLONE_NEWTIME,
+}
+PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+              "user": "user", "cgroup": "cgroup", "time": "time"}
+# Joining order: user first (it grants the rights for the rest), mount last (paths change).
+JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount"]
+
+
+@dataclass
+class NsPlan:
+    new: set[str] = field(default_factory=set)
+    join: dict[str, str] = field(default_factory=dict)  # type -> path
+    uid_map: str = ""
+    gid_map: str = ""
+    time_offsets: dict[str, Any] = field(default_factory=dict)
+    # Types the container shares with the runtime (not listed, or a path to the runtime's own):
+    # nothing in them may be changed (no hostname, sysctl, pivot_root or remount of /).
+    shared: set[str] = field(default_factory=set)
+
+    @property
+    def userns(self) -> bool:
+        return "user" in self.new or "user" in self.join
+
+    def unshare_flags(self, *types: str) -> int:
+        flags = 0
+        for t in types:
+            if t in self.new:
+                flags |= CLONE_FLAGS[t]
+        return flags
+
+
+def _map_text(mappings: list[dict[str, int]]) -> str:
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+def plan(config: dict[str, Any]) -> NsPlan:
+    linux_cfg = config.get("linux", {})
+    p = NsPlan()
+    for ns in linux_cfg.get("namespaces", []):
+        if ns.get("path"):
+            p.join[ns["type"]] = ns["path"]
+        else:
+            p.new.add(ns["type"])
+    p.uid_map = _map_text(linux_cfg.get("uidMappings", []))
+    p.gid_map = _map_text(linux_cfg.get("gidMappings", []))
+    p.time_offsets = linux_cfg.get("timeOffsets", {})
+    p.shared = {t for t in CLONE_FLAGS
+                if t not in p.new and (t not in p.join or rules.is_own_ns(t, p.join[t]))}
+    return p
+
+
+def open_ns(path: str, nstype: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NamespaceError(f"opening {nstype} namespace {path}: {exc.strerror}") from exc
+
+
+def join(nstype: str, path: str) -> None:
+    fd = open_ns(path, nstype)
+    try:
+        linux.setns(fd, CLONE_FLAGS[nstype])
+    except OSError as exc:
+        raise NamespaceError(f"joining {nstype} namespace {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def join_all(p: NsPlan, types: list[str]) -> None:
+    for t in JOIN_ORDER:
+        if t in types and t in p.join:
+            join(t, p.join[t])
+
+
+def unshare(flags: int, what: str) -> None:
+    if not flags:
+        return
+    try:
+        linux.unshare(flags)
+    except OSError as exc:
+        raise NamespaceError(f"unshare {what}: {exc.strerror}") from exc
+
+
+def write_id_maps(pid: int, p: NsPlan) -> None:
+    """From the parent: the child's uid_map/gid_map (setgroups denied for a single unprivileged map)."""
+    try:
+        if os.geteuid() != 0:
+            with open(f"/proc/{pid}/setgroups", "w") as f:
+                f.write("deny")
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(p.uid_map)
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(p.gid_map)
+    except OSError as exc:
+        raise NamespaceError(f"writing id mappings of pid {pid}: {exc.strerror}") from exc
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def loopback_up() -> None:
+    """`ip link set lo up` in the calling task's network namespace, with two ioctls on an
+    AF_INET socket (no netlink library on the init's path)."""
+    import _socket
+    import fcntl
+    import struct
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        ifr = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
+        flags = struct.unpack_from("16sh", ifr)[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | _IFF_UP))
+    except OSError as exc:
+        raise NamespaceError(f"bringing up lo in the new network namespace: {exc.strerror}") from exc
+    finally:
+        sock.close()
+
+
+_CLOCKS = {"monotonic": 1, "boottime": 7}
+
+
+def write_time_offsets(offsets: dict[str, Any]) -> None:
+    """After unshare(CLONE_NEWTIME), before any process enters it: /proc/self/timens_offsets."""
+    lines = []
+    for clock, off in offsets.items():
+        if clock not in _CLOCKS:
+            raise NamespaceError(f"linux.timeOffsets: unknown clock {clock!r}")
+        lines.append(f"{_CLOCKS[clock]} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n")
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+    except OSError as exc:
+        raise NamespaceError(f"writing /proc/self/timens_offsets: {exc.strerror}") from exc

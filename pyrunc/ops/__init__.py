@@ -1,0 +1,1 @@
+"""One module per verb: orchestration only; verbs never import each other."""

@@ -1,0 +1,305 @@
+"""`exec`: a new process in a running container's namespaces, cgroup, limits and seccomp filter.
+
+    parent (pyrunc exec)                          child (becomes the new process)
+    setns(pid ns of the init) for children
+    fork() -------------------------------------> born in the container's pid namespace
+    setns back; cgroups.apply(pid)                recv "go"
+    send "go" ---------------------------------->
+                                                  setns user, ipc, uts, net, cgroup, time, mnt
+                                                  console; rlimits; user; cwd; caps; nnp; seccomp
+                                                  execve  (the CLOEXEC sync socket closes)
+    EOF = exec'd: pid file; wait (foreground)     or {"error", "step"} and _exit(1); a failed
+                                                  execve is printed by the child, which exits 1
+
+The parent learns that the setup succeeded from the sync socket closing (it is close-on-exec): a
+step that fails is reported by `pyrunc exec` itself with its name; a failed execve, as runc's
+init does it, by the process on its stderr ("exec PATH: exec format error", status 1).
+"""
+
+from __future__ import annotations
+
+from pyrunc import container, spec
+from pyrunc._typing import Any
+from pyrunc.container import process
+from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
+from pyrunc.linux import namespaces
+from pyrunc.records import dataclass
+from pyrunc.sys import jsonfast, linux, sockets
+from pyrunc.sys import oslite as os
+
+JOIN = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"]
+
+
+@dataclass
+class ExecOptions:
+    detach: bool = False
+    pid_file: str | None = None
+    console_socket: str | None = None
+    preserve_fds: int = 0
+    ignore_paused: bool = False
+    cgroup: list[str] | None = None
+
+
+def _caps_with(base: dict[str, list[str]] | None, extra: list[str]) -> dict[str, list[str]] | None:
+    if not extra:
+        return base
+    out = {k: list(v) for k, v in (base or {}).items()}
+    keys = ["bounding", "effective", "permitted"]
+    if out.get("inheritable") is not None:
+        # runc: ambient too when the spec's process has an inheritable set (an ambient
+        # capability must be inheritable, and --cap adds none there)
+        keys.append("ambient")
+    for key in keys:
+        out.setdefault(key, [])
+        out[key] += [c if c.startswith("CAP_") else "CAP_" + c.upper() for c in extra]
+    return out
+
+
+def build_process(config: dict[str, Any], flags: dict[str, Any], args: list[str]) -> dict[str, Any]:
+    """The process JSON: `--process FILE`, or the container's process with runc's overrides."""
+    if flags.get("process"):
+        p = spec.load_json(flags["process"])
+        if not isinstance(p, dict):
+            raise SpecError(f"{flags['process']}: a process must be a JSON object")
+    else:
+        base = config.get("process", {})
+        if not args:
+            raise PyruncError("exec: missing command (or --process FILE)")
+        p = {k: v for k, v in base.items() if k not in ("args", "terminal", "consoleSize")}
+        p["args"] = args
+        p["env"] = list(base.get("env", [])) + list(flags.get("env", []))
+        if flags.get("cwd"):
+            p["cwd"] = flags["cwd"]
+        p["terminal"] = bool(flags.get("tty"))
+    _user_flags(p, flags)
+    if flags.get("no-new-privs"):
+        p["noNewPrivileges"] = True
+    if flags.get("apparmor"):
+        p["apparmorProfile"] = flags["apparmor"]
+    if flags.get("process-label"):
+        p["selinuxLabel"] = flags["process-label"]
+    p["capabilities"] = _caps_with(p.get("capabilities"), flags.get("cap", []))
+    if p["capabilities"] is None:
+        del p["capabilities"]
+    return p  # type: ignore[no-any-return]
+
+
+def _user_flags(p: dict[str, Any], flags: dict[str, Any]) -> None:
+    user = dict(p.get("user", {}))
+    if flags.get("user"):
+        uid, _, gid = flags["user"].partition(":")
+        try:
+            user["uid"] = int(uid)
+            if gid:
+                user["gid"] = int(gid)
+        except ValueError as exc:
+            raise PyruncError(f"--user {flags['user']}: must be UID[:GID], numeric") from exc
+    if flags.get("additional-gids"):
+        try:
+            user["additionalGids"] = [int(g) for g in flags["additional-gids"]]
+        except ValueError as exc:
+            raise PyruncError("--additional-gids: must be numeric") from exc
+    p["user"] = user
+
+
+def exec_from_cli(root: str, cid: str, flags: dict[str, Any], args: list[str],
+                  g: dict[str, Any]) -> int:
+    c = container.load(root, cid)
+    proc = build_process(c.config, flags, args)
+    try:
+        preserve = int(flags.get("preserve-fds", 0))
+    except ValueError as exc:
+        raise PyruncError("--preserve-fds: not a number") from exc
+    opts = ExecOptions(detach=bool(flags.get("detach")), pid_file=flags.get("pid-file"),
+                       console_socket=flags.get("console-socket"), preserve_fds=preserve,
+                       ignore_paused=bool(flags.get("ignore-paused")), cgroup=flags.get("cgroup"))
+    return exec_process(c, proc, opts)
+
+
+class ExecChild(process.Setup):
+    STEPS = ("signals", "cgroup", "go", "security_prepare", "namespaces", "console", "rlimits", "procattrs",
+             "close_fds", "user", "cwd", "executable", "seccomp_early", "capabilities",
+             "no_new_privs", "seccomp_late")
+    exec_process = True
+
+    def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
+                 sock: sockets.Socket, ns_fds: dict[str, int], console_fd: int, keep: int,
+                 cgroups: Any = None) -> None:
+        super().__init__(proc, linux_cfg, userns, cap_plan, [], sock, [])
+        self.cgroups = cgroups
+        self.ns_fds = ns_fds
+        self.console_fd = console_fd
+        self.keep_fds = keep
+
+    def step_cgroup(self) -> None:
+        # As the init does: v1 by moving itself (no RCU wait), cgroup2 by birth (process.fork_into).
+        if self.cgroups is not None:
+            self.cgroups.join_self()
+
+    def step_go(self) -> None:
+        process.recv(self.sock, "cgroup")
+        if self.process.get("execCPUAffinity"):
+            from pyrunc.linux import procattrs
+
+            procattrs.initial_affinity(self.process, exec_process=True)
+
+    def step_namespaces(self) -> None:
+        for t in JOIN:
+            if t in self.ns_fds:
+                try:
+                    linux.setns(self.ns_fds[t], namespaces.CLONE_FLAGS[t])
+                except OSError as exc:
+                    raise PyruncError(f"joining the container's {t} namespace: {exc.strerror}") from exc
+                os.close(self.ns_fds.pop(t))
+
+    def step_console(self) -> None:
+        if self.process.get("terminal"):
+            from pyrunc.linux import console
+
+            console.setup_init(self.console_fd, self.process.get("consoleSize"), bind_console=False)
+
+    def run(self) -> None:
+        self.run_steps()
+        self.step = "exec"
+        try:
+            self.seccomp_before_exec()
+        except BaseException as exc:  # noqa: BLE001
+            process.child_fail(self.sock, "exec", exc)
+        try:
+            os.execve(self.argv0, self.process["args"], process.envdict(self.env))
+        except OSError as exc:
+            # As runc's init: the process itself reports a failed execve on its stderr and exits
+            # 1; `exec` sees the sync socket close and returns that status.
+            os.write(2, f"exec {self.argv0}: {(exc.strerror or str(exc)).lower()}\n".encode())
+        os._exit(1)
+
+
+def _ns_fds(pid: int) -> dict[str, int]:
+    """The init's namespaces that differ from ours (joining one's own user ns is an error)."""
+    fds = {}
+    for t in [*JOIN, "pid"]:
+        name = namespaces.PROC_NAMES[t]
+        try:
+            if os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+            fds[t] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+    return fds
+
+
+def _check(c: container.Container, opts: ExecOptions) -> str:
+    status = c.status()
+    if status == "stopped":
+        raise InvalidState("cannot exec in a stopped container")
+    if status == "paused" and not opts.ignore_paused:
+        raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)")
+    return status
+
+
+def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions) -> int:
+    from pyrunc.container.create import check_security
+
+    _check(c, opts)
+    spec.check_process(proc, "process")
+    cap_plan = check_security({**c.config, "process": proc})
+    own_tty, console_fd = _console(proc, opts)
+    ns_fds = _ns_fds(c.pid)
+    try:
+        pid = _spawn(c, proc, cap_plan, ns_fds, console_fd, opts)
+    finally:
+        for fd in ns_fds.values():
+            os.close(fd)
+        if console_fd >= 0:
+            os.close(console_fd)
+    if opts.pid_file:
+        from pyrunc.container.create import write_pid_file
+
+        write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    from pyrunc.container import foreground
+
+    master = -1
+    if own_tty is not None:
+        from pyrunc.linux import console
+
+        master = console.recv_master(own_tty)
+    return foreground.wait_foreground(pid, master)
+
+
+def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | None, int]:
+    if not proc.get("terminal"):
+        return None, -1
+    if opts.console_socket:
+        from pyrunc.linux import console
+
+        return None, console.connect(opts.console_socket)
+    if opts.detach:
+        from pyrunc.errors import ConsoleError
+
+        raise ConsoleError("cannot allocate tty if runc will detach without setting console socket")
+    from pyrunc.linux import console
+
+    return console.pair()
+
+
+def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: dict[str, int],
+           console_fd: int, opts: ExecOptions) -> int:
+    psock, csock = sockets.pair()
+    pidns = ns_fds.pop("pid", -1)
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pidns >= 0 else -1
+    try:
+        if pidns >= 0:
+            linux.setns(pidns, linux.CLONE_NEWPID)
+        mgr = c.cgroup() if c.data.get("cgroup") else None
+        pid, born = process.fork_into(mgr)
+        if pid == 0:
+            psock.close()
+            # With --cgroup the parent places it (a self-join could race the sub-cgroup write).
+            ExecChild(proc, c.config.get("linux", {}), "user" in ns_fds, cap_plan, csock, ns_fds,
+                      console_fd, 3 + opts.preserve_fds, None if opts.cgroup else mgr).run()
+            os._exit(1)
+    finally:
+        if pidns >= 0:
+            linux.setns(own, linux.CLONE_NEWPID)
+            os.close(own)
+            os.close(pidns)
+    csock.close()
+    try:
+        _join_cgroup(mgr, pid, born, opts.cgroup)
+        process.send(psock, {"go": True})
+        _await_exec(psock)
+    except BaseException:
+        process.kill_and_reap(pid)
+        raise
+    finally:
+        psock.close()
+    return pid
+
+
+def _join_cgroup(mgr: Any, pid: int, born: bool, sub: list[str] | None) -> None:
+    """The parent's part: the cgroup2 directory if the child was not born in it, and --cgroup."""
+    if mgr is None:
+        return
+    if sub:
+        mgr.apply(pid)
+    elif not born:
+        mgr.apply_unified(pid)
+    for item in sub or []:
+        ctrl, _, path = item.rpartition(":")
+        for key, base in mgr.paths().items():
+            if not ctrl or ctrl == key:
+                with open(os.path.join(base, path.lstrip("/"), "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+
+
+def _await_exec(sock: sockets.Socket) -> None:
+    """EOF means the child's execve closed the socket: the process runs."""
+    while True:
+        data = process.recv_bytes(sock)
+        if not data:
+            return
+        msg = jsonfast.loads(data)
+        if "error" in msg:
+            raise InitError(msg.get("step", "exec"), msg["error"], what="exec")

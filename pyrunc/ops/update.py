@@ -1,0 +1,155 @@
+"""`update`: change a live container's resources, as runc does.
+
+Resources come from runc's flags (`--memory 512m`, `--cpu-quota -1`, ...) or from `-r FILE|-`
+(a LinuxResources JSON: docker sends it on stdin with 0 for "unset", podman a file path). The new
+values are merged into the container's current resources, written to its cgroups, and saved in the
+state's config so later verbs (and the next update) see them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyrunc._typing import Any, TextIO
+from pyrunc.errors import CgroupError, InvalidState, SpecError
+from pyrunc.linux.cgroups.manager import CgroupWriteError
+from pyrunc.sys import oslite as os
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?\Z", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+# flag -> (section, key, parser); runc's update flags
+_SIZE_FLAGS = {
+    "memory": ("memory", "limit"),
+    "memory-swap": ("memory", "swap"),
+    "memory-reservation": ("memory", "reservation"),
+    "kernel-memory": ("memory", "kernel"),
+    "kernel-memory-tcp": ("memory", "kernelTCP"),
+}
+_INT_FLAGS = {
+    "cpu-shares": ("cpu", "shares"),
+    "cpu-share": ("cpu", "shares"),
+    "cpu-quota": ("cpu", "quota"),
+    "cpu-period": ("cpu", "period"),
+    "cpu-rt-period": ("cpu", "realtimePeriod"),
+    "cpu-rt-runtime": ("cpu", "realtimeRuntime"),
+    "pids-limit": ("pids", "limit"),
+    "blkio-weight": ("blockIO", "weight"),
+    "cpu-idle": ("cpu", "idle"),
+}
+_STR_FLAGS = {"cpuset-cpus": ("cpu", "cpus"), "cpuset-mems": ("cpu", "mems")}
+_RDT_FLAGS = ("l3-cache-schema", "mem-bw-schema")
+
+
+def ram_in_bytes(text: str) -> int:
+    """docker's units.RAMInBytes: '512m', '1.5g', '1024', binary multiples; '-1' is unlimited."""
+    if text.strip() == "-1":
+        return -1
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError(f"invalid size: {text!r}")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+
+
+def resources_from_flags(flags: dict[str, str]) -> dict[str, Any]:
+    """runc update's flags (names without `--`) -> a LinuxResources dict."""
+    res: dict[str, dict[str, Any]] = {}
+    for flag, value in flags.items():
+        flag = flag.lstrip("-")
+        try:
+            if flag in _SIZE_FLAGS:
+                section, key = _SIZE_FLAGS[flag]
+                res.setdefault(section, {})[key] = ram_in_bytes(value)
+            elif flag in _INT_FLAGS:
+                section, key = _INT_FLAGS[flag]
+                res.setdefault(section, {})[key] = int(value)
+            elif flag in _STR_FLAGS:
+                section, key = _STR_FLAGS[flag]
+                res.setdefault(section, {})[key] = value
+            elif flag in _RDT_FLAGS:
+                raise SpecError(f"--{flag}: Intel RDT is not "
+                                + ("supported by pyrunc" if os.path.isdir("/sys/fs/resctrl/info")
+                                   else "enabled on this host"))
+            else:
+                raise SpecError(f"unknown update flag --{flag}")
+        except ValueError as exc:
+            raise SpecError(f"--{flag}: invalid value {value!r}: {exc}") from exc
+    return res
+
+
+def _drop_zeros(value: Any) -> Any:
+    """docker's update JSON uses 0 (and empty lists) for 'leave unchanged'."""
+    if isinstance(value, dict):
+        kept = {k: _drop_zeros(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (0, None, [], {}) or v is False}
+    return value
+
+
+def load_resources(arg: str, stdin: TextIO) -> dict[str, Any]:
+    """`-r FILE` or `-r -` (stdin): a LinuxResources JSON."""
+    import json
+
+    try:
+        if arg == "-":
+            doc = json.loads(stdin.read())
+        else:
+            with open(arg) as f:
+                doc = json.load(f)
+    except OSError as exc:
+        raise SpecError(f"reading resources from {arg}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise SpecError(f"decoding resources from {'stdin' if arg == '-' else arg}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SpecError("resources: expected a JSON object")
+    return _drop_zeros(doc)  # type: ignore[no-any-return]
+
+
+def merge(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The current resources with every value `new` sets replaced (sections merged key by key)."""
+    out = dict(current)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "rdma":
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _without_devices(resources: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if k != "devices"}
+
+
+def _set_back(manager: Any, resources: dict[str, Any]) -> None:
+    """After a refused value, put back what was there (runc does), so the cgroups and the saved
+    state agree; if even that fails, say so, with runc's words."""
+    from pyrunc import log
+
+    try:
+        manager.set(_without_devices(resources))
+    except CgroupError as exc:
+        log.warning(f"Setting back cgroup configs failed due to error: {exc}, your state.json "
+                    "and actual configs might be inconsistent.")
+
+
+def update(root: str, cid: str, resources: dict[str, Any]) -> None:
+    from pyrunc.container import Container
+
+    c = Container.load(root, cid)
+    with c.locked():
+        if c.status() == "stopped":
+            raise InvalidState("container not running")
+        linux = c.data.setdefault("config", {}).setdefault("linux", {})
+        current = linux.get("resources") or {}
+        merged = merge(current, {k: v for k, v in resources.items() if k != "devices"})
+        manager = c.cgroup()
+        try:
+            manager.set(_without_devices(merged))
+        except CgroupError as exc:
+            _set_back(manager, current)
+            if isinstance(exc, CgroupWriteError):  # what dockerd shows: runc's words
+                raise CgroupError(exc.runc_wording()) from exc
+            raise
+        # Persist where later verbs look: the config in state.json and the cgroup state.
+        linux["resources"] = merged
+        c.data["cgroup"] = {**manager.to_state(), "resources": merged}
+        c.save()
