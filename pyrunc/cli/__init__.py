@@ -280,7 +280,15 @@ def cmd_exec(ctx: Ctx) -> int:
     from pyrunc.ops.exec import exec_from_cli
 
     _guard()
-    return exec_from_cli(ctx.root, ctx.arg(0), ctx.p.flags, ctx.p.args[1:], ctx.g)
+    cid = ctx.arg(0)
+    try:
+        return exec_from_cli(ctx.root, cid, ctx.p.flags, ctx.p.args[1:], ctx.g)
+    except (PyruncError, OSError) as exc:
+        # runc: every failure of the exec itself is "exec failed: ..." with status 255, so that
+        # callers (containerd's shim, CRI) tell it from the process's own exit status.
+        what = str(exc) if isinstance(exc, PyruncError) else f"{exc.strerror or exc}"
+        log.error(f"exec failed: {what}")
+        return 255
 
 
 def cmd_spec(ctx: Ctx) -> int:

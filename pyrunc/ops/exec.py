@@ -269,7 +269,7 @@ def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: 
     try:
         _join_cgroup(mgr, pid, born, opts.cgroup)
         process.send(psock, {"go": True})
-        _await_exec(psock)
+        _await_exec(psock, c, pid)
     except BaseException:
         process.kill_and_reap(pid)
         raise
@@ -294,12 +294,27 @@ def _join_cgroup(mgr: Any, pid: int, born: bool, sub: list[str] | None) -> None:
                     f.write(str(pid))
 
 
-def _await_exec(sock: sockets.Socket) -> None:
-    """EOF means the child's execve closed the socket: the process runs."""
+def _await_exec(sock: sockets.Socket, c: container.Container, pid: int) -> None:
+    """EOF means the child's execve closed the socket: the process runs. On the way, a seccomp
+    listener fd (SCMP_ACT_NOTIFY) goes to the agent at listenerPath, as for the init."""
     while True:
         data = process.recv_bytes(sock)
         if not data:
             return
         msg = jsonfast.loads(data)
+        if msg.get("seccomp_fd"):
+            _, fds = sockets.recv_fds(sock, 16, 1)
+            try:
+                _send_to_agent(c, pid, fds[0])
+            finally:
+                os.close(fds[0])
         if "error" in msg:
             raise InitError(msg.get("step", "exec"), msg["error"], what="exec")
+
+
+def _send_to_agent(c: container.Container, pid: int, notify_fd: int) -> None:
+    from pyrunc.linux import seccomp
+
+    sc = c.config.get("linux", {}).get("seccomp", {})
+    seccomp.send_to_listener(sc["listenerPath"], sc.get("listenerMetadata", ""),
+                             {**c.oci_state(), "pid": pid}, notify_fd)

@@ -191,3 +191,19 @@ def test_cwd_through_a_leaked_directory_fd_fails(runtime, running, tmp_path):
             assert "cwd" in r.stderr, r.stderr
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("case", ["not-found", "stopped", "unknown-id"])
+def test_exec_failures_exit_255_as_runc(runtime, make_bundle, cid, case):
+    """runc exits 255 with "exec failed: ..." when the exec itself fails, so callers can tell it
+    from the process's own exit status; a usage error stays 1."""
+    b = make_bundle("sleep", "600" if case != "stopped" else "0")
+    assert create(runtime, b.path, cid).rc == 0
+    runtime.run("start", cid, check=True)
+    if case == "stopped":
+        wait_for(lambda: runtime.state(cid)["status"] == "stopped", "the container to stop")
+    target = "nope-" + cid if case == "unknown-id" else cid
+    r = runtime.run("exec", target, "/no/such/binary")
+    assert r.rc == 255, r
+    assert r.err.startswith("exec failed: "), r.err
+    assert runtime.run("exec").rc == 1
