@@ -440,6 +440,10 @@ def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
         hier = [h for h in hier if h[0] == "/sys/fs/cgroup"]
     tmpfs = not (len(hier) == 1 and hier[0][0] == "/sys/fs/cgroup")
     rdonly = bool(op.flags & L.MS_RDONLY)
+    # Each hierarchy gets the mount's flags (a bind keeps its source's: set them on it, as runc)
+    attrs = sum(a for f, a in ((L.MS_RDONLY, L.MOUNT_ATTR_RDONLY), (L.MS_NOSUID, L.MOUNT_ATTR_NOSUID),
+                               (L.MS_NODEV, L.MOUNT_ATTR_NODEV), (L.MS_NOEXEC, L.MOUNT_ATTR_NOEXEC))
+                if op.flags & f)
     fd = make_target(root_fd, op.destination, False)
     top = -1
     try:
@@ -451,8 +455,8 @@ def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
             sfd = _hierarchy_dir(root_fd, top, sub, mnt)
             try:
                 _mount_hierarchy(sfd, mnt, sub, fstype, sopts, flags, ctx)
-                if rdonly:
-                    L.mount_setattr(_reopen(root_fd, sub, sfd), "", L.AT_EMPTY_PATH, L.MOUNT_ATTR_RDONLY)
+                if attrs:
+                    L.mount_setattr(_reopen(root_fd, sub, sfd), "", L.AT_EMPTY_PATH, attrs)
             finally:
                 os.close(sfd)
         if rdonly and tmpfs:
@@ -545,7 +549,8 @@ def setup_dev(root_fd: int, config: dict[str, Any], ops: list[MountOp], userns: 
             kind = d.get("type")
             if kind not in _DEV_TYPES or not str(d.get("path", "")).startswith("/"):
                 raise SpecError(f"linux.devices[{i}]: needs a type c/b/u/p and an absolute path")
-            make_device(root_fd, d["path"], kind, d.get("major", 0), d.get("minor", 0),
+            # "/dev/x/" is /dev/x, as runc's filepath.Clean makes it
+            make_device(root_fd, os.path.normpath(d["path"]), kind, d.get("major", 0), d.get("minor", 0),
                         d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0), userns)
         if needs_dev_setup(ops):
             _dev_links(root_fd, any(op.destination == "/dev/pts" for op in ops))

@@ -229,7 +229,8 @@ def test_linux_devices(runtime, make_bundle, cid):
     b.linux["devices"] = [
         {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640,
          "uid": 1000, "gid": 2000},
-        {"path": "/dev/sub/blk", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600},
+        # a trailing slash names the same node, as runc cleans the path
+        {"path": "/dev/sub/blk/", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600},
     ]
     b.write()
     assert run_in(runtime, b, cid).splitlines() == [
@@ -347,3 +348,25 @@ def test_racing_symlink_swap_never_reaches_the_host(runtime, make_bundle, tmp_pa
     assert list(hostdir.iterdir()) == []
     # each run either worked (inside the rootfs) or failed cleanly: never a traceback, never 127
     assert set(results) <= {0, 1}, results
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+@pytest.mark.parametrize("ro", [False, True])
+def test_cgroup_mount_flags_reach_every_hierarchy(runtime, make_bundle, cid, cgroupns, ro):
+    """nosuid, nodev, noexec and ro of a `cgroup` mount apply to each hierarchy under it, bound
+    (no cgroup namespace) or mounted (with one), as runc applies them."""
+    b = make_bundle("cat", "/proc/self/mountinfo")
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    b.config["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                               "options": ["nosuid", "noexec", "nodev", "relatime", "ro" if ro else "rw"]})
+    b.linux["namespaces"] = [n for n in b.linux["namespaces"] if n["type"] != "cgroup"]
+    if cgroupns:
+        b.linux["namespaces"].append({"type": "cgroup"})
+    b.write()
+    table = mountinfo(run_in(runtime, b, cid))
+    subs = [mp for mp in table if mp.startswith("/sys/fs/cgroup/")]
+    assert subs
+    for mp in subs:
+        opts = table[mp][0]
+        assert {"nosuid", "nodev", "noexec"} <= set(opts), (mp, opts)
+        assert ("ro" if ro else "rw") in opts, (mp, opts)
