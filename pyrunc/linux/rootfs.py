@@ -141,8 +141,24 @@ def plan(config: dict[str, Any], bundle: str) -> list[MountOp]:
         op.source = source
         if not op.fstype and not op.is_bind:
             raise SpecError(f"mounts[{i}].type: missing (needed unless the mount is a bind mount)")
+        if _dev_read_only(op):
+            op.flags &= ~L.MS_RDONLY  # devices and links go in first: `finish` makes it read-only
         ops.append(op)
     return ops
+
+
+def _dev_read_only(op: MountOp) -> bool:
+    return op.destination == "/dev" and not op.is_bind and bool(op.flags & L.MS_RDONLY)
+
+
+def _read_only_dev(config: dict[str, Any]) -> bool:
+    """A `ro` /dev mount (not a bind): read-only once its nodes are made, as runc does."""
+    for m in config.get("mounts", []):
+        op = parse_options(m.get("options", []))
+        op.destination = os.path.normpath(m["destination"])
+        if _dev_read_only(op):
+            return True
+    return False
 
 
 def needs_dev_setup(ops: list[MountOp]) -> bool:
@@ -768,6 +784,8 @@ def finish(config: dict[str, Any], devnull_fd: int) -> None:
             L.mount(None, "/", None, PROPAGATION[prop])
         if config.get("root", {}).get("readonly"):
             L.mount_setattr(-100, "/", 0, L.MOUNT_ATTR_RDONLY)  # AT_FDCWD; the root mount alone
+        if _read_only_dev(config):
+            L.mount_setattr(-100, "/dev", 0, L.MOUNT_ATTR_RDONLY)  # /dev alone, not /dev/pts...
     except OSError as exc:
         raise MountError(f"finishing the root mount: {exc.strerror}") from exc
 

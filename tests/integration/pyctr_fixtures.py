@@ -5,15 +5,18 @@ and test images built from busybox-static in several layers (with a deletion and
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess  # noqa: TID251 - test helpers drive real tools
 import tarfile
+import tempfile
 import threading
 import time
 import urllib.error
@@ -39,13 +42,15 @@ def free_port() -> int:
 # --- test images ---------------------------------------------------------------------------
 
 
-def _tar_layer(entries: list[tuple[str, str, bytes | str | None, int]]) -> bytes:
-    """(name, kind, data or link target, mode) -> uncompressed tar bytes."""
+def _tar_layer(entries: list[tuple[str, str, bytes | str | None, int]],
+               owners: dict[str, tuple[int, int]] | None = None) -> bytes:
+    """(name, kind, data or link target, mode) -> uncompressed tar bytes; owners: name -> ids."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, data, mode in entries:
             info = tarfile.TarInfo(name)
             info.mode = mode
+            info.uid, info.gid = (owners or {}).get(name, (0, 0))
             info.mtime = 1700000000
             if kind == "dir":
                 info.type = tarfile.DIRTYPE
@@ -87,7 +92,16 @@ def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def build_oci_layout(path: Path, tag: str = "latest", cmd: list[str] | None = None) -> str:
+def volume_layer() -> bytes:
+    """/home/app 0750 owned by app (1000:1000), with a file owned 1000:2000."""
+    return _tar_layer([("home", "dir", None, 0o755), ("home/app", "dir", None, 0o750),
+                       ("home/app/f", "file", "f\n", 0o640)],
+                      {"home/app": (1000, 1000), "home/app/f": (1000, 2000)})
+
+
+def build_oci_layout(path: Path, tag: str = "latest", cmd: list[str] | None = None,
+                     config_extra: dict[str, Any] | None = None,
+                     extra_layer: bytes | None = None) -> str:
     """An OCI image layout of the busybox test image; returns the manifest digest."""
     blobs = path / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
@@ -97,15 +111,15 @@ def build_oci_layout(path: Path, tag: str = "latest", cmd: list[str] | None = No
         (blobs / digest[7:]).write_bytes(data)
         return digest
 
-    layers = busybox_layers()
+    layers = busybox_layers() + ([extra_layer] if extra_layer else [])
     compressed = [gzip.compress(layer, mtime=0) for layer in layers]
     config = {
         "created": "2024-01-01T00:00:00Z", "architecture": "amd64", "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "FROM_IMAGE=yes"],
                    "Cmd": cmd or ["sh", "-c", "echo hello from the image"], "WorkingDir": "/",
-                   "Labels": {"org.example.test": "pyctr"}},
+                   "Labels": {"org.example.test": "pyctr"}, **(config_extra or {})},
         "rootfs": {"type": "layers", "diff_ids": [_sha(layer) for layer in layers]},
-        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(3)],
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
     }
     cfg = json.dumps(config).encode()
     manifest = json.dumps({
@@ -328,3 +342,90 @@ class Pyctr:
             ids = [p.name for p in (self.root / "containers").iterdir() if not p.name.startswith(".")]
             for cid in ids:
                 self.run("rm", "-f", cid, check=False)
+
+
+# --- stores where the modes are pyctr's own, and an unprivileged host user -----------------
+
+# pytest's tmp_path sits under a 0700 directory, which would hide what pyctr's own modes allow:
+# these stores live under a world-traversable base instead.
+STORE_BASE = Path(os.environ.get("PYCTR_TEST_STORE_BASE", "/tmp/p15"))
+RUNTIME_PARAMS = [r for r in os.environ.get(
+    "PYCTR_TEST_RUNTIMES",
+    (os.environ.get("PYRUNC") or str(REPO / ".venv/bin/pyrunc")) + ",runc").split(",") if r]
+
+
+def open_store_dir(tag: str) -> Path:
+    STORE_BASE.mkdir(parents=True, exist_ok=True)
+    STORE_BASE.chmod(0o755)
+    path = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=STORE_BASE))
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
+class HostUser:
+    name: str
+    uid: int
+    gid: int
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`argv` as this user: no supplementary groups, no capabilities.
+
+        setpriv keeps root's capabilities up to its own execve (which then resolves the path
+        with CAP_DAC_OVERRIDE): a shell in between, which has none left, makes the real attempt.
+        """
+        return subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
+                               "--clear-groups", "--", "/bin/sh", "-c", 'exec "$@"', "sh",
+                               *argv], capture_output=True, text=True, timeout=30)
+
+
+@contextlib.contextmanager
+def unprivileged_user(name: str) -> Iterator[HostUser]:
+    """A system user made for the test (useradd) and removed after it (userdel)."""
+    import pwd
+
+    subprocess.run(["userdel", name], capture_output=True)
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    name], check=True, capture_output=True)
+    try:
+        pw = pwd.getpwnam(name)
+        yield HostUser(name, pw.pw_uid, pw.pw_gid)
+    finally:
+        subprocess.run(["userdel", name], check=True, capture_output=True)
+
+
+def build_euid_probe(dest: Path) -> Path:
+    """A static program that prints its effective uid (busybox drops a setuid bit itself)."""
+    src = dest.with_suffix(".c")
+    src.write_text('#include <stdio.h>\n#include <unistd.h>\n'
+                   'int main(void) { printf("euid=%d\\n", (int)geteuid()); return 0; }\n')
+    subprocess.run(["cc", "-static", "-O2", "-o", str(dest), str(src)], check=True,
+                   capture_output=True, timeout=120)
+    return dest
+
+
+def make_pyctr(runtime_param: str, base: Path) -> Pyctr:
+    import pytest
+
+    runtime = shutil.which(runtime_param) or runtime_param
+    if not os.path.exists(runtime):
+        pytest.skip(f"runtime {runtime_param} not found")
+    return Pyctr(base / "root", runtime, base / "docker-config")
+
+
+def busybox_registry(tmp: Path, cmd: list[str] | None = None) -> Iterator[RegistryServer]:
+    """A registry on 127.0.0.1 serving the busybox test image as test/busybox:v1, and as
+    test/volume:v1 with VOLUME /home/app (0750, app's), User app, WorkingDir /srv/work."""
+    layout = tmp / "layout"
+    build_oci_layout(layout, cmd=cmd)
+    volumes = tmp / "layout-volume"
+    build_oci_layout(volumes, config_extra={"Volumes": {"/home/app": {}}, "User": "app",
+                                            "WorkingDir": "/srv/work"},
+                     extra_layer=volume_layer())
+    server = start_registry(tmp / "registry", "none")
+    try:
+        skopeo_push_layout(layout, "latest", f"{server.host}/test/busybox:v1", server)
+        skopeo_push_layout(volumes, "latest", f"{server.host}/test/volume:v1", server)
+        yield server
+    finally:
+        server.stop()

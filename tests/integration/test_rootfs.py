@@ -370,3 +370,21 @@ def test_cgroup_mount_flags_reach_every_hierarchy(runtime, make_bundle, cid, cgr
         opts = table[mp][0]
         assert {"nosuid", "nodev", "noexec"} <= set(opts), (mp, opts)
         assert ("ro" if ro else "rw") in opts, (mp, opts)
+
+
+def test_read_only_dev(runtime, make_bundle, cid):
+    """A `ro` /dev tmpfs gets its nodes and links first, then turns read-only (runc's order);
+    /dev/pts and /dev/shm under it keep their own flags."""
+    b = make_bundle("sh", "-c", "cat /proc/self/mountinfo; ls /dev >&2; touch /dev/x || echo dev-ro >&2")
+    for m in b.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"] = [*m["options"], "ro"]
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 0, r.err
+    table = mountinfo(r.out)
+    assert "ro" in table["/dev"][0]
+    assert "rw" in table["/dev/shm"][0] and "rw" in table["/dev/pts"][0]
+    for node in ("null", "zero", "ptmx", "stdout", "pts", "shm"):
+        assert node in r.err.split(), r.err
+    assert "dev-ro" in r.err
