@@ -87,6 +87,7 @@ class MountOp:
     attr_clr: int = 0
     data: str = ""
     extensions: set[str] = field(default_factory=set)
+    source_tree: int = -1  # a bind source cloned by the parent (see clone_bind_sources)
 
     @property
     def is_bind(self) -> bool:
@@ -282,8 +283,39 @@ def _locked_flags(fd: int) -> int:
     return sum(ms for st, ms in bits.items() if f & st)
 
 
+def clone_bind_sources(ops: list[MountOp]) -> list[int]:
+    """In the parent, before the init enters a user namespace: each bind source as a detached
+    mount tree (open_tree(OPEN_TREE_CLONE)). The init's mapped root may not be allowed to reach a
+    source (a 0700 directory on its path); it attaches the tree instead (runc's mount sources).
+    Returns the fds to close once the init has them."""
+    fds = []
+    try:
+        for op in ops:
+            if op.is_bind and op.source.startswith("/"):
+                flags = L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                if op.flags & L.MS_REC:
+                    flags |= L.AT_RECURSIVE
+                try:
+                    op.source_tree = L.open_tree(-100, op.source, flags)
+                except OSError as exc:
+                    raise MountError(f"bind mount source {op.source} of {op.destination}: "
+                                     f"{exc.strerror}") from exc
+                fds.append(op.source_tree)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
 def _bind(root_fd: int, op: MountOp, fd: int) -> None:
-    _mount(op.source, fd, None, op.flags & (L.MS_BIND | L.MS_REC), None, op.destination)
+    if op.source_tree >= 0:
+        try:
+            _move(op.source_tree, fd)
+        except OSError as exc:
+            raise MountError(f"attaching {op.source} on {op.destination}: {exc.strerror}") from exc
+    else:
+        _mount(op.source, fd, None, op.flags & (L.MS_BIND | L.MS_REC), None, op.destination)
     extra = op.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
     if not extra:
         return
@@ -313,7 +345,8 @@ def _source_is_file(op: MountOp) -> bool:
     if not op.is_bind:
         return False
     try:
-        return not stat.S_ISDIR(os.stat(op.source).st_mode)
+        st = os.fstat(op.source_tree) if op.source_tree >= 0 else os.stat(op.source)
+        return not stat.S_ISDIR(st.st_mode)
     except FileNotFoundError as exc:
         raise MountError(f"bind mount source {op.source} of {op.destination}: no such file or directory") from exc
 

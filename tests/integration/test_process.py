@@ -237,3 +237,30 @@ def test_no_new_privileges(runtime, make_bundle, cid):
     b.process["noNewPrivileges"] = False
     b.write()
     assert run_in(runtime, b, cid + "-2").split() == ["NoNewPrivs:", "0"]
+
+
+@pytest.mark.requires("userns")
+def test_user_namespace_bind_sources_the_mapped_root_cannot_reach(runtime, open_bundle, cid, tmp_path):
+    """Bind sources under a 0700 host directory: the init's mapped root could not reach them; the
+    runtime clones them before the init enters the user namespace (as runc's mount sources), and
+    the options still apply."""
+    secret = tmp_path / "secret"  # tmp_path is 0700 root: unreachable for uid 100000
+    (secret / "dir").mkdir(parents=True)
+    (secret / "dir" / "in").write_text("in dir\n")
+    (secret / "file").write_text("a file\n")
+    # targets that exist in the rootfs: the mapped root cannot create them in a root-owned rootfs
+    b = open_bundle("sh", "-c", "cat /root/in /etc/group; grep ' /root ' /proc/self/mountinfo;"
+                    " touch /root/x 2>/dev/null || echo read-only")
+    b.linux["namespaces"].append({"type": "user"})
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["mounts"] += [
+        {"destination": "/root", "type": "bind", "source": str(secret / "dir"), "options": ["rbind", "ro"]},
+        {"destination": "/etc/group", "type": "bind", "source": str(secret / "file"), "options": ["bind"]}]
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[:2] == ["in dir", "a file"]
+    assert lines[2].split()[5].split(",")[0] == "ro"
+    assert lines[3] == "read-only"
