@@ -8,11 +8,13 @@ its config file, RepoTags, and uncompressed `layer.tar` files in order.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,13 +119,37 @@ def _add_uncompressed_layer(tar: tarfile.TarFile, store: Store, blob: dict[str, 
 
 
 def load(store: Store, path: Path) -> list[str]:
-    with tarfile.open(path, "r:*") as tar, store.gc_lock():
-        names = tar.getnames()
-        if "manifest.json" in names:
-            return _load_docker(store, tar)
-        if "index.json" in names:
-            return _load_oci(store, tar)
-    raise PyctrError(f"{path}: neither a docker-archive nor an oci-archive")
+    """Load every image of an archive, or nothing: on any failure (a truncated or corrupt
+    archive, ENOSPC or EIO in the store) the blobs already added are removed, no name is
+    added, and one error names the archive and the cause."""
+    try:
+        with store.undo_on_error(), store.gc_lock():
+            with tarfile.open(path, "r:*") as tar:
+                names = tar.getnames()
+                if "manifest.json" in names:
+                    refs = _load_docker(store, tar)
+                elif "index.json" in names:
+                    refs = _load_oci(store, tar)
+                else:
+                    raise PyctrError("neither a docker-archive nor an oci-archive")
+            store.add_refs(refs)
+    except (OSError, EOFError, zlib.error, tarfile.TarError, ValueError, KeyError, TypeError,
+            PyctrError) as exc:
+        raise PyctrError(f"load {path}: {_cause(exc)}") from exc
+    return [name for name, _ in refs]
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or errno.errorcode.get(exc.errno, exc.errno)}{where}"
+    if isinstance(exc, tarfile.TarError | EOFError | zlib.error):
+        return f"truncated or corrupt archive ({exc})"
+    if isinstance(exc, KeyError):
+        return f"archive entry missing: {exc}"
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, PyctrError):
+        return f"malformed metadata ({exc})"
+    return str(exc)
 
 
 def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
@@ -140,7 +166,7 @@ def _ingest_from(store: Store, tar: tarfile.TarFile, desc: dict[str, Any]) -> No
                                     desc.get("size")))
 
 
-def _load_oci(store: Store, tar: tarfile.TarFile) -> list[str]:
+def _load_oci(store: Store, tar: tarfile.TarFile) -> list[tuple[str, dict[str, Any]]]:
     index = json.loads(_member(tar, "index.json").read())
     loaded = []
     for desc in index.get("manifests", []):
@@ -153,9 +179,7 @@ def _load_oci(store: Store, tar: tarfile.TarFile) -> list[str]:
             doc = store.read_json(desc)
         for blob in (doc["config"], *doc.get("layers", [])):
             _ingest_from(store, tar, blob)
-        name = _oci_name(desc.get("annotations") or {}, desc["digest"])
-        store.add_ref(name, desc)
-        loaded.append(name)
+        loaded.append((_oci_name(desc.get("annotations") or {}, desc["digest"]), desc))
     return loaded
 
 
@@ -167,7 +191,7 @@ def _oci_name(annotations: dict[str, str], digest: str) -> str:
     return f"localhost/loaded@{digest}"
 
 
-def _load_docker(store: Store, tar: tarfile.TarFile) -> list[str]:
+def _load_docker(store: Store, tar: tarfile.TarFile) -> list[tuple[str, dict[str, Any]]]:
     loaded = []
     for entry in json.loads(_member(tar, "manifest.json").read()):
         config_bytes = _member(tar, entry["Config"]).read()
@@ -178,8 +202,7 @@ def _load_docker(store: Store, tar: tarfile.TarFile) -> list[str]:
         store.put_bytes(data)
         desc = descriptor(OCI_MANIFEST, data)
         for tag in entry.get("RepoTags") or [f"localhost/loaded@{desc['digest']}"]:
-            store.add_ref(tag, desc)
-            loaded.append(str(reference.parse(tag)))
+            loaded.append((str(reference.parse(tag)), desc))
     return loaded
 
 

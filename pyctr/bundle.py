@@ -56,6 +56,8 @@ class RunOptions:
     network: str = "none"
     tty: bool = False
     seccomp: bool = True
+    log_max_size: int = 10 << 20
+    log_max_files: int = 3
 
 
 def parse_size(text: str) -> int:
@@ -140,15 +142,42 @@ def volume_mounts(image: dict[str, Any], opts: RunOptions, rootfs: Path,
         if dest.rstrip("/") in explicit:
             continue
         vol = cdir / "volumes" / str(n)
-        src = secure_join(rootfs, dest)
-        if vol.exists():
-            pass
-        elif src.is_dir():
-            shutil.copytree(src, vol, symlinks=True)
-        else:
-            vol.mkdir(parents=True)
+        if not vol.exists():
+            populate_volume(secure_join(rootfs, dest), vol)
         mounts.append(bind(vol, dest))
     return mounts
+
+
+def populate_volume(src: Path, vol: Path) -> None:
+    """A new volume gets the image's content at its mount point, with owners and modes (docker
+    copies them too: a VOLUME a non-root image user owns stays writable for that user)."""
+    vol.parent.mkdir(parents=True, exist_ok=True)
+    if not src.is_dir() or src.is_symlink():
+        vol.mkdir(exist_ok=True)
+        return
+    shutil.copytree(src, vol, symlinks=True, dirs_exist_ok=True)
+    for top, dirs, files in os.walk(src):
+        rel = Path(top).relative_to(src)
+        for name in [".", *dirs, *files]:
+            st = os.lstat(Path(top) / name)
+            os.lchown(vol / rel / name, st.st_uid, st.st_gid)
+            if name == "." or not os.path.islink(Path(top) / name):
+                # chown clears setuid/setgid bits; put the mode back after it.
+                os.chmod(vol / rel / name, st.st_mode & 0o7777)
+
+
+def ensure_workdir(rootfs: Path, cwd: str, uid: int, gid: int) -> None:
+    """Create a missing working directory (docker does), owned by the process's user."""
+    target = secure_join(rootfs, cwd)
+    if target.exists() or target == rootfs:
+        return
+    missing = []
+    while not target.exists() and target != rootfs:
+        missing.append(target)
+        target = target.parent
+    for path in reversed(missing):
+        path.mkdir(0o755)
+        os.lchown(path, uid, gid)
 
 
 def etc_files(cdir: Path, hostname: str, network: str) -> list[dict[str, Any]]:
@@ -208,6 +237,7 @@ def make_spec(image_config: dict[str, Any], opts: RunOptions, cid: str, cdir: Pa
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
         "noNewPrivileges": False,
     }
+    ensure_workdir(rootfs, process["cwd"], user.uid, user.gid)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if opts.network != "host":
         namespaces.append({"type": "network"})

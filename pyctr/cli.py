@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse  # noqa: TID251 - pyctr is not the runtime's hot path
 import getpass
 import json
+import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pyctr import distribution, imageops, monitor, platforms, reference
+from pyctr import distribution, imageops, logfile, monitor, platforms, reference
 from pyctr.auth import CredentialStore
 from pyctr.bundle import RunOptions, parse_size
 from pyctr.containers import Containers
-from pyctr.errors import NotFound, PyctrError
+from pyctr.errors import EngineError, NotFound, PyctrError
 from pyctr.registry import Registry
 from pyctr.runtime import find_runtime
 from pyctr.store import Store
@@ -39,6 +41,11 @@ def _store(a: argparse.Namespace) -> Store:
     return Store(Path(a.root))
 
 
+def _registry(ref: reference.Reference, a: argparse.Namespace) -> Registry:
+    return distribution.registry_for(ref, a.insecure, connect_timeout=a.connect_timeout,
+                                     read_timeout=a.read_timeout, retries=a.retries)
+
+
 def _image(store: Store, text: str, a: argparse.Namespace, pull_missing: bool) -> Any:
     try:
         return store.lookup(text)
@@ -47,7 +54,7 @@ def _image(store: Store, text: str, a: argparse.Namespace, pull_missing: bool) -
             raise
     ref = reference.parse(text)
     print(f"Unable to find image '{ref.familiar()}' locally", file=sys.stderr)
-    return distribution.pull(store, ref, distribution.registry_for(ref, a.insecure))
+    return distribution.pull(store, ref, _registry(ref, a))
 
 
 # --- images --------------------------------------------------------------------------------
@@ -57,7 +64,7 @@ def _image(store: Store, text: str, a: argparse.Namespace, pull_missing: bool) -
 def cmd_pull(a: argparse.Namespace) -> int:
     ref = reference.parse(a.image)
     want = platforms.parse_platform(a.platform) if a.platform else None
-    distribution.pull(_store(a), ref, distribution.registry_for(ref, a.insecure), want)
+    distribution.pull(_store(a), ref, _registry(ref, a), want)
     print(str(ref))
     return 0
 
@@ -67,7 +74,7 @@ def cmd_push(a: argparse.Namespace) -> int:
     store = _store(a)
     img = store.lookup(a.image)
     ref = reference.parse(a.destination or img.name)
-    distribution.push(store, img, ref, distribution.registry_for(ref, a.insecure))
+    distribution.push(store, img, ref, _registry(ref, a))
     return 0
 
 
@@ -80,7 +87,9 @@ def cmd_login(a: argparse.Namespace) -> int:
         password = a.password if a.password is not None else getpass.getpass("Password: ")
     host = a.server
     ref = reference.parse(f"{host}/x")
-    Registry(ref.api_host, insecure=a.insecure, credentials=(user, password)).ping()
+    Registry(ref.api_host, insecure=a.insecure, credentials=(user, password),
+             connect_timeout=a.connect_timeout, read_timeout=a.read_timeout,
+             retries=a.retries).ping()
     CredentialStore().set(host, user, password)
     print("Login Succeeded")
     return 0
@@ -155,9 +164,15 @@ def cmd_inspect(a: argparse.Namespace) -> int:
                         "Digest": img.digest, "Manifest": manifest,
                         "Config": store.config(manifest)})
         except NotFound:
-            c = Containers(store).find(text)
-            out.append(vars(c) | {"Bundle": str(Containers(store).path(c.id))})
-    print(json.dumps(out, indent=4))
+            cs = Containers(store)
+            out.append(cs.inspect(cs.find(text)))
+    if a.format is None:
+        print(json.dumps(out, indent=4))
+        return 0
+    from pyctr import gotemplate
+
+    for doc in out:
+        print(gotemplate.render(a.format, doc))
     return 0
 
 
@@ -199,7 +214,8 @@ def _run_options(a: argparse.Namespace) -> RunOptions:
         hostname=a.hostname, volumes=a.volume, read_only=a.read_only,
         memory=parse_size(a.memory) if a.memory else None, cpus=a.cpus,
         pids_limit=a.pids_limit, cap_add=a.cap_add, cap_drop=a.cap_drop, network=a.network,
-        tty=a.tty, seccomp=a.seccomp != "unconfined")
+        tty=a.tty, seccomp=a.seccomp != "unconfined",
+        **dict(zip(("log_max_size", "log_max_files"), logfile.parse_opts(a.log_opt), strict=True)))
 
 
 @verb("run")
@@ -240,7 +256,9 @@ def cmd_ps(a: argparse.Namespace) -> int:
 def cmd_logs(a: argparse.Namespace) -> int:
     cs = Containers(_store(a))
     c = cs.find(a.container)
-    path = cs.path(c.id) / f"{c.id}-json.log"
+    path = logfile.log_path(cs.path(c.id), c.id)
+    for older in logfile.files(path)[:-1]:
+        _print_log(older, 0)
     offset = 0
     while True:
         alive = a.follow and cs.is_alive(c)
@@ -253,6 +271,8 @@ def cmd_logs(a: argparse.Namespace) -> int:
 def _print_log(path: Path, offset: int) -> int:
     try:
         with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < offset:
+                offset = 0  # rotated under us: the new current file starts again
             f.seek(offset)
             data = f.read()
     except FileNotFoundError:
@@ -308,10 +328,41 @@ def cmd_exec(a: argparse.Namespace) -> int:
                              a.interactive, a.tty)
 
 
+@verb("volume")
+def cmd_volume(a: argparse.Namespace) -> int:
+    from pyctr.volumes import Volumes
+
+    store = _store(a)
+    vols = Volumes(store)
+    if a.action == "create":
+        name = a.name or uuid.uuid4().hex + uuid.uuid4().hex
+        vols.create(name)
+        print(name)
+    elif a.action == "ls":
+        names = vols.names()
+        print("\n".join(names) if a.quiet else "\n".join(
+            ["DRIVER    VOLUME NAME", *(f"local     {n}" for n in names)]))
+    elif a.action == "inspect":
+        print(json.dumps([vols.inspect(n) for n in a.names], indent=4))
+    else:
+        containers = Containers(store).all()
+        for name in a.names:
+            vols.remove(name, [c.name for c in containers if name in c.volumes])
+            print(name)
+    return 0
+
+
 def _table(headers: list[str], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for row in [tuple(headers), *rows]:
         print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _exit_code(verb: str, exc: PyctrError) -> int:
+    """docker's: 125 when `run` itself fails, 126 and 127 when its command cannot run."""
+    if verb in ("run", "exec") and isinstance(exc, EngineError):
+        return exc.exit_code
+    return 125 if verb == "run" else 1
 
 
 _IMAGE_ALIASES = {"prune": ["prune"], "ls": ["images"], "rm": ["rmi"]}
@@ -332,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.debug:
             raise
         print(f"pyctr: {exc}", file=sys.stderr)
-        return 125 if a.verb == "run" else 1
+        return _exit_code(a.verb, exc)
     except KeyboardInterrupt:
         return 130
 

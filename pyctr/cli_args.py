@@ -30,6 +30,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--network", "--net", default="none")
     p.add_argument("--security-opt", dest="seccomp", type=lambda s: s.removeprefix("seccomp="))
     p.add_argument("--insecure", action="store_true")
+    p.add_argument("--log-opt", action="append", default=[])
     p.add_argument("--help", action="help")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -60,7 +61,9 @@ def _add_images(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("images", nargs="+")
     sub.add_parser("prune", help="remove unreferenced blobs and unpacked layers")
-    sub.add_parser("inspect").add_argument("objects", nargs="+")
+    p = sub.add_parser("inspect")
+    p.add_argument("-f", "--format")
+    p.add_argument("objects", nargs="+")
     p = sub.add_parser("commit")
     p.add_argument("-m", "--message", default="")
     p.add_argument("-a", "--author", default="")
@@ -100,15 +103,34 @@ def _add_containers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
+def _add_volumes(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    volume = sub.add_parser("volume", help="named volumes: create|ls|rm|inspect")
+    actions = volume.add_subparsers(dest="action", required=True)
+    actions.add_parser("create").add_argument("name", nargs="?")
+    actions.add_parser("ls").add_argument("-q", "--quiet", action="store_true")
+    actions.add_parser("rm").add_argument("names", nargs="+")
+    actions.add_parser("inspect").add_argument("names", nargs="+")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyctr", description="images and containers on an OCI runtime")
     p.add_argument("--root", default=os.environ.get("PYCTR_ROOT", str(DEFAULT_ROOT)))
     p.add_argument("--runtime", default=os.environ.get("PYCTR_RUNTIME"))
     p.add_argument("--debug", action="store_true")
+    env = os.environ.get
+    p.add_argument("--connect-timeout", type=float, metavar="SECONDS",
+                   default=float(env("PYCTR_CONNECT_TIMEOUT", "10")),
+                   help="registry connect timeout (default 10, $PYCTR_CONNECT_TIMEOUT)")
+    p.add_argument("--read-timeout", type=float, metavar="SECONDS",
+                   default=float(env("PYCTR_READ_TIMEOUT", "30")),
+                   help="registry read timeout, per read (default 30, $PYCTR_READ_TIMEOUT)")
+    p.add_argument("--retries", type=int, default=int(env("PYCTR_RETRIES", "3")),
+                   help="retries of a failed registry request, with backoff (default 3)")
     sub = p.add_subparsers(dest="verb", required=True)
     _add_images(sub)
     _add_run(sub)
     _add_containers(sub)
+    _add_volumes(sub)
     image = sub.add_parser("image", help="image prune|ls|rm")
     image.add_argument("action", choices=("prune", "ls", "rm"))
     image.add_argument("rest", nargs=argparse.REMAINDER)

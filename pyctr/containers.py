@@ -13,6 +13,7 @@ code is recorded: `wait`, `stop` and `rm -f` use that instead of polling.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import json
@@ -23,11 +24,13 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyctr import bundle, layers, rootfs
 from pyctr.errors import ContainerError, NotFound
+from pyctr.logfile import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from pyctr.runtime import Runtime
-from pyctr.store import Image, Store, atomic_write, flocked
+from pyctr.store import Image, Store, atomic_write, flocked, private_dir
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -53,6 +56,10 @@ class Container:
     rootfs_mode: str = "overlay"
     auto_remove: bool = False
     chain_ids: list[str] = field(default_factory=list)
+    tty: bool = False
+    volumes: list[str] = field(default_factory=list)
+    log_max_size: int = DEFAULT_MAX_SIZE
+    log_max_files: int = DEFAULT_MAX_FILES
 
     @property
     def short_id(self) -> str:
@@ -97,6 +104,32 @@ class Containers:
             return matches[0]
         raise NotFound(f"No such container: {text}")
 
+    def inspect(self, c: Container) -> dict[str, Any]:
+        """docker's shape (Id, Name, State, Config, Mounts, ...) plus pyctr's own record."""
+        alive = self.is_alive(c)
+        status = "running" if alive else ("exited" if c.exit_code is not None else "created")
+        try:
+            spec = json.loads((self.path(c.id) / "config.json").read_bytes())
+        except (OSError, ValueError):
+            spec = {}
+        process = spec.get("process") or {}
+        return {
+            "Id": c.id, "Name": "/" + c.name, "Created": c.created, "Image": c.image_digest,
+            "Path": c.command[0] if c.command else "", "Args": c.command[1:],
+            "State": {"Status": status, "Running": alive, "Pid": c.pid if alive else 0,
+                      "ExitCode": c.exit_code or 0, "StartedAt": c.started or "",
+                      "FinishedAt": c.finished or ""},
+            "Config": {"Image": c.image, "Cmd": c.command, "Tty": c.tty,
+                       "Env": process.get("env", []), "WorkingDir": process.get("cwd", ""),
+                       "Hostname": spec.get("hostname", "")},
+            "Mounts": [{"Type": "bind", "Source": m["source"], "Destination": m["destination"]}
+                       for m in spec.get("mounts", []) if m.get("type") == "bind"],
+            "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {
+                "max-size": str(c.log_max_size), "max-file": str(c.log_max_files)}}},
+            "Bundle": str(self.path(c.id)),
+            "Pyctr": asdict(c),
+        }
+
     def runtime(self, c: Container) -> Runtime:
         return Runtime.under(c.runtime, self.store.root)
 
@@ -110,15 +143,18 @@ class Containers:
         with flocked(self.dir / ".names.lock"):
             name = self._check_name(name or _random_name(cid))
             cdir = self.path(cid)
-            cdir.mkdir()
+            cdir.mkdir(mode=0o700)
+            private_dir(cdir)
             c = Container(cid, name, img.name or img.digest, img.digest, [], runtime,
-                          auto_remove=auto_remove)
+                          auto_remove=auto_remove, tty=opts.tty,
+                          log_max_size=opts.log_max_size, log_max_files=opts.log_max_files)
             self.save(c)
         try:
             with self.store.gc_lock():
                 lower = rootfs.image_layers(self.store, manifest, config)
                 c.chain_ids = layers.chain_ids(config["rootfs"]["diff_ids"])
                 c.rootfs_mode = rootfs.prepare(lower, cdir)
+            opts = self._named_volumes(c, opts, cdir / "rootfs")
             spec = bundle.make_spec(config, opts, cid, cdir, cdir / "rootfs",
                                     lo_up_hook=needs_lo_hook(runtime))
             c.command = spec["process"]["args"]
@@ -128,6 +164,27 @@ class Containers:
             self.remove_files(c)
             raise
         return c
+
+    def _named_volumes(self, c: Container, opts: bundle.RunOptions,
+                       rootfs_dir: Path) -> bundle.RunOptions:
+        """`-v NAME:/path[:ro]` -> the volume's directory, made (and filled) on first use."""
+        from pyctr.paths import secure_join
+        from pyctr.volumes import Volumes, is_name
+
+        vols = Volumes(self.store)
+        specs = []
+        for spec in opts.volumes:
+            source, sep, rest = spec.partition(":")
+            if sep and not source.startswith((".", "/")) and is_name(source):
+                data, _ = vols.create(source)
+                c.volumes.append(source)
+                self.save(c)
+                dest = rest.split(":")[0]
+                if not any(data.iterdir()):
+                    bundle.populate_volume(secure_join(rootfs_dir, dest), data)
+                spec = f"{data}:{rest}"
+            specs.append(spec)
+        return dataclasses.replace(opts, volumes=specs)
 
     def _check_name(self, name: str) -> str:
         if not _NAME.match(name):

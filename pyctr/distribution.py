@@ -27,10 +27,12 @@ PARALLEL = 3
 
 
 def registry_for(ref: Reference, insecure: bool = False,
-                 creds: CredentialStore | None = None) -> Registry:
+                 creds: CredentialStore | None = None, *, connect_timeout: float = 10.0,
+                 read_timeout: float = 30.0, retries: int = 3) -> Registry:
     store = creds or CredentialStore()
     found = store.get(ref.registry) or store.get(ref.api_host)
-    return Registry(ref.api_host, insecure=insecure, credentials=found)
+    return Registry(ref.api_host, insecure=insecure, credentials=found, retries=retries,
+                    connect_timeout=connect_timeout, read_timeout=read_timeout)
 
 
 class Progress:

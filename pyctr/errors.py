@@ -40,3 +40,32 @@ class LayerError(PyctrError):
 
 class ContainerError(PyctrError):
     """A container operation that is invalid in the container's state, or failed in the runtime."""
+
+
+class EngineError(ContainerError):
+    """The engine (pyctr or the runtime) failed before the command could run: docker's 125."""
+
+    exit_code = 125
+
+
+class CannotExecute(EngineError):
+    """The command exists but cannot be executed (permission denied, bad format): 126."""
+
+    exit_code = 126
+
+
+class CommandNotFound(EngineError):
+    """The command does not exist in the container: 127."""
+
+    exit_code = 127
+
+
+def start_failure(message: str) -> EngineError:
+    """The error for a runtime's refusal to start a process, classified as docker does (by
+    the runtime's wording: runc, crun and pyrunc all report the execve's errno)."""
+    text = message.lower()
+    if "executable file not found" in text or "no such file or directory" in text:
+        return CommandNotFound(message)
+    if "permission denied" in text or "exec format error" in text:
+        return CannotExecute(message)
+    return EngineError(message)

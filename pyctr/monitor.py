@@ -4,8 +4,9 @@ The monitor plays the part of containerd's shim or conmon. `pyctr run -d` forks 
 (setsid between, so it survives the terminal and pyctr's exit); it makes itself a child
 subreaper so that the container's init, whose parent (`runtime create`) exits at once, is
 reparented to it and can be reaped for its exit code. It holds the container's stdout and
-stderr pipes, writes them in docker's json-file format, records the exit code, and deletes the
-container in the runtime.
+stderr pipes (or, with -t, the pty's master), writes them in docker's json-file format
+(pyctr.logfile), records the exit code, and deletes the container in the runtime. A foreground
+`run` does the same itself, copying the output to its own stdout and stderr as well.
 
     pyctr run -d ──fork──> child ──setsid, fork──> monitor
          │                   └─ exits                 │ flock monitor.lock
@@ -20,8 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import datetime
-import json
+import errno
 import os
 import selectors
 import signal
@@ -30,8 +30,9 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pyctr import logfile
 from pyctr.containers import Container, Containers
-from pyctr.errors import ContainerError, PyctrError
+from pyctr.errors import EngineError, PyctrError, start_failure
 from pyctr.store import flocked
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -92,11 +93,31 @@ def _start(cs: Containers, c: Container, stdin: object, stdout: object, stderr: 
     return pid
 
 
+def _log(cs: Containers, c: Container) -> logfile.JsonLog:
+    return logfile.JsonLog(logfile.log_path(cs.path(c.id), c.id), c.log_max_size, c.log_max_files)
+
+
 def run_foreground(cs: Containers, c: Container, interactive: bool) -> int:
     set_subreaper()
     with flocked(cs.path(c.id) / "monitor.lock"):
-        code = _supervise(cs, c, lambda: _start(cs, c, None if interactive else subprocess.DEVNULL,
-                                                  None, None))
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+
+        def start() -> int:
+            try:
+                return _start(cs, c, None if interactive else subprocess.DEVNULL, out_w, err_w)
+            except BaseException:
+                os.close(out_r)
+                os.close(err_r)
+                raise
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+
+        def attach(_pid: int) -> None:
+            pump_logs({out_r: "stdout", err_r: "stderr"}, _log(cs, c), tee={out_r: 1, err_r: 2})
+
+        code = _supervise(cs, c, start, attach)
     if c.auto_remove:
         cs.remove_files(c)
     return code
@@ -107,12 +128,15 @@ def _supervise(cs: Containers, c: Container, start: Callable[[], int],
     """Start the container, attach to it, forward signals, reap it and record its exit code."""
     try:
         pid = start()
+    except EngineError as exc:
+        cs.finish(c, exc.exit_code)
+        raise
     except BaseException:
         cs.finish(c, 125)
         raise
-    if attach is not None:
-        attach(pid)
     with forwarding_signals(pid):
+        if attach is not None:
+            attach(pid)
         code = wait_exit(pid)
     cs.finish(c, code)
     return code
@@ -142,7 +166,7 @@ def run_detached(cs: Containers, c: Container) -> None:
     with os.fdopen(r, "rb") as f:
         msg = f.read().decode(errors="replace")
     if msg != "ok":
-        raise ContainerError(msg.removeprefix("error: ") or "the container monitor died")
+        raise start_failure(msg.removeprefix("error: ") or "the container monitor died")
 
 
 def _daemonize_and_monitor(cs: Containers, c: Container, report: int) -> None:
@@ -177,52 +201,85 @@ def _redirect_stdio(log: Path) -> None:
 def monitor(cs: Containers, c: Container, report: int) -> None:
     set_subreaper()
     cdir = cs.path(c.id)
-    with flocked(cdir / "monitor.lock"):
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+    with flocked(cdir / "monitor.lock"), contextlib.ExitStack() as stack:
         try:
-            pid = _start(cs, c, subprocess.DEVNULL, out_w, err_w)
+            pid, fds = _start_monitored(cs, c, stack)
         except PyctrError as exc:
             os.write(report, f"error: {exc}".encode())
             os.close(report)
-            cs.finish(c, 125)
+            cs.finish(c, exc.exit_code if isinstance(exc, EngineError) else 125)
             return
-        finally:
-            os.close(out_w)
-            os.close(err_w)
         os.write(report, b"ok")
         os.close(report)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        pump_logs({out_r: "stdout", err_r: "stderr"}, cdir / f"{c.id}-json.log")
+        pump_logs(fds, _log(cs, c))
         code = wait_exit(pid)
         cs.finish(c, code)
     if c.auto_remove:
         cs.remove_files(c)
 
 
-def log_line(stream: str, text: bytes) -> bytes:
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    entry = {"log": text.decode(errors="replace"), "stream": stream, "time": stamp}
-    return (json.dumps(entry) + "\n").encode()
+def _start_monitored(cs: Containers, c: Container,
+                     stack: contextlib.ExitStack) -> tuple[int, dict[int, str]]:
+    """Start with stdout/stderr on pipes, or with -t on a pty whose master the monitor keeps
+    (so that `run -dit IMAGE sh` waits on its terminal instead of reading EOF)."""
+    if c.tty:
+        from pyctr import console
+
+        sock = stack.enter_context(console.ConsoleSocket())
+        pid = _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL, sock.path)
+        return pid, {sock.receive(): "stdout"}
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        pid = _start(cs, c, subprocess.DEVNULL, out_w, err_w)
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return pid, {out_r: "stdout", err_r: "stderr"}
 
 
-def pump_logs(fds: dict[int, str], log: Path) -> None:
-    """Copy the pipes into a json-file log, one entry per line, until every pipe is closed."""
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError as exc:
+        if exc.errno == errno.EIO:  # a pty master once every slave fd is closed
+            return b""
+        raise
+
+
+def pump_logs(fds: dict[int, str], log: logfile.JsonLog, tee: dict[int, int] | None = None) -> None:
+    """Copy the pipes into a json-file log, one entry per line, until every pipe is closed;
+    with `tee`, also copy each to the fd it maps to (a foreground run's stdout and stderr)."""
     pending = {fd: b"" for fd in fds}
     sel = selectors.DefaultSelector()
     for fd in fds:
         sel.register(fd, selectors.EVENT_READ)
-    with open(log, "ab", buffering=0) as out:
+    try:
         while sel.get_map():
             for key, _ in sel.select():
                 fd = key.fd
-                data = os.read(fd, 65536)
+                data = _read(fd)
+                if tee and fd in tee and data:
+                    with contextlib.suppress(OSError):
+                        _write_all(tee[fd], data)
                 if not data:
                     if pending[fd]:
-                        out.write(log_line(fds[fd], pending[fd]))
+                        log.write(fds[fd], pending[fd])
                     sel.unregister(fd)
                     os.close(fd)
                     continue
                 *lines, pending[fd] = (pending[fd] + data).split(b"\n")
                 for line in lines:
-                    out.write(log_line(fds[fd], line + b"\n"))
+                    log.write(fds[fd], line + b"\n")
+    finally:
+        log.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]

@@ -76,8 +76,11 @@ class Registry:
     host: str
     insecure: bool = False
     credentials: tuple[str, str] | None = None
-    retries: int = 4
-    timeout: float = 60.0
+    # A registry that accepts and then never answers must fail in seconds, not hang: the
+    # connect and each read have their own deadline, retried `retries` times with backoff.
+    retries: int = 3
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
     backoff: float = 0.25
     _tokens: dict[str, str] = field(default_factory=dict)
     _challenge: Challenge | None = None
@@ -93,12 +96,23 @@ class Registry:
     def _send(self, method: str, url: str, headers: dict[str, str], body: Body) -> Response:
         parts = urllib.parse.urlsplit(url)
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = cls(parts.netloc, timeout=self.timeout)
+        conn = cls(parts.netloc, timeout=self.connect_timeout)
         path = parts.path + ("?" + parts.query if parts.query else "")
         payload = body() if callable(body) else body
         try:
-            conn.request(method, path, body=payload, headers=headers)
-            raw = conn.getresponse()
+            try:
+                conn.connect()
+            except TimeoutError as exc:
+                raise TimeoutError(f"no connection within {self.connect_timeout:g}s "
+                                   "(connect timeout)") from exc
+            assert conn.sock is not None
+            conn.sock.settimeout(self.read_timeout)
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                raw = conn.getresponse()
+            except TimeoutError as exc:
+                raise TimeoutError(f"no answer within {self.read_timeout:g}s "
+                                   "(read timeout)") from exc
         except BaseException:
             conn.close()
             raise
@@ -147,7 +161,8 @@ class Registry:
                 resp = self._send(method, url, headers, body)
             except (OSError, http.client.HTTPException) as exc:
                 if last:
-                    raise RegistryError(f"{method} {url}: {exc}") from exc
+                    raise RegistryError(f"{method} {url}: {exc or type(exc).__name__}"
+                                        f" ({attempt + 1} attempts)") from exc
             else:
                 if resp.status not in RETRY_STATUS or last:
                     return resp

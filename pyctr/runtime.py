@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pyctr.errors import ContainerError
+from pyctr.errors import ContainerError, start_failure
 
 File = int | IO[Any] | None
 
@@ -68,11 +68,14 @@ class Runtime:
                                         str(pid_file), *extra, cid, log=bundle / "runtime.log"),
                               stdin=stdin, stdout=stdout, stderr=stderr)
         if proc.returncode != 0:
-            raise ContainerError(f"{Path(self.binary).name} create failed (exit {proc.returncode})"
-                                 + _last_error(bundle / "runtime.log"))
+            raise start_failure(f"{Path(self.binary).name} create failed (exit {proc.returncode})"
+                                + _last_error(bundle / "runtime.log"))
 
     def start(self, cid: str) -> None:
-        self.call("start", cid)
+        proc = self.call("start", cid, check=False)
+        if proc.returncode != 0:
+            err = (proc.stderr or b"").decode(errors="replace").strip()
+            raise start_failure(f"{Path(self.binary).name} start failed: {err or proc.returncode}")
 
     def kill(self, cid: str, signal: str | int, all_processes: bool = False) -> bool:
         args = ["kill", *(["--all"] if all_processes else []), cid, str(signal)]

@@ -4,6 +4,15 @@
     <root>/blobs/sha256/<hex>         content-addressed blobs, written temp + fsync + rename
     <root>/layers/<chain-id hex>/     layers unpacked once each (see pyctr.layers)
     <root>/containers/<id>/           containers (see pyctr.containers)
+    <root>/volumes/<name>/_data       named volumes (see pyctr.volumes)
+
+The store is root's alone: the root and the directories that hold layers, containers, volumes
+and runtime state are 0700, and so is each container's directory (docker keeps /var/lib/docker
+0710 and its container directories 0700). A container's root may leave a setuid-root binary in
+its writable layer; were the path to that layer walkable by any host user, the binary would run
+on the host as root. The modes are set as the directories are made, under a restrictive umask so
+that no window exists, and set again each time a Store is opened, which mends a store made
+before (`restrict`).
 
 index.json entries carry the full reference in `io.containerd.image.name` (as containerd does)
 and the tag in `org.opencontainers.image.ref.name`. Every change to index.json happens under an
@@ -38,6 +47,29 @@ NAME_KEY = "io.containerd.image.name"
 TAG_KEY = "org.opencontainers.image.ref.name"
 SOURCE_KEY = "io.pyctr.source"
 DEFAULT_ROOT = Path("/var/lib/pyctr")
+PRIVATE = 0o700
+PRIVATE_DIRS = ("layers", "containers", "volumes", "runtime")
+
+
+@contextlib.contextmanager
+def restrictive_umask() -> Iterator[None]:
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def private_dir(path: Path, mode: int = PRIVATE) -> None:
+    """Make `path` (a directory, not a symlink) with `mode`, or set `mode` on the existing one."""
+    with restrictive_umask():
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_mode & 0o7777 != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -83,14 +115,24 @@ class Store:
         self.blobs = root / "blobs" / "sha256"
         self.layers = root / "layers"
         self.containers = root / "containers"
-        for d in (self.blobs, self.layers, self.containers):
-            d.mkdir(parents=True, exist_ok=True)
+        self._added: list[Path] | None = None
+        self.restrict()
+        self.blobs.mkdir(parents=True, exist_ok=True)
         if not (root / "oci-layout").exists():
             atomic_write(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         if not (root / "index.json").exists():
             with self.index_lock():
                 if not (root / "index.json").exists():
                     self._write_index({"schemaVersion": 2, "manifests": []})
+
+    def restrict(self) -> None:
+        """The modes of the module docstring, on a new store or one an older pyctr made."""
+        private_dir(self.root)
+        for name in PRIVATE_DIRS:
+            private_dir(self.root / name)
+        for entry in os.scandir(self.containers):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                private_dir(Path(entry.path))
 
     # --- locks ----------------------------------------------------------------------------
 
@@ -109,6 +151,27 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).exists()
 
+    @contextlib.contextmanager
+    def undo_on_error(self) -> Iterator[None]:
+        """Blobs this store adds inside the block are removed again if the block fails, so a
+        load cut short (ENOSPC, EIO, a corrupt archive) leaves the store as it was."""
+        outer, self._added = self._added, []
+        try:
+            yield
+        except BaseException:
+            for path in reversed(self._added):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        finally:
+            if outer is not None:
+                outer.extend(self._added)
+            self._added = outer
+
+    def _added_blob(self, path: Path) -> None:
+        if self._added is not None:
+            self._added.append(path)
+
     def ingest(self, reader: VerifiedReader, progress: Callable[[int], None] | None = None) -> Path:
         """Copy a verified stream into the store; the blob appears only once verified."""
         final = self.blob_path(reader.digest)
@@ -120,17 +183,21 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
+            existed = final.exists()
             os.rename(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        if not existed:
+            self._added_blob(final)
         return final
 
     def put_bytes(self, data: bytes) -> str:
         digest = sha256_digest(data)
         if not self.has_blob(digest):
             atomic_write(self.blob_path(digest), data)
+            self._added_blob(self.blob_path(digest))
         return digest
 
     def open_blob(self, digest: str, size: int | None = None) -> VerifiedReader:
@@ -171,19 +238,27 @@ class Store:
         return out
 
     def add_ref(self, name: str, desc: dict[str, Any], source: str | None = None) -> None:
-        ref = reference.parse(name)
-        annotations = {NAME_KEY: str(ref)}
-        if ref.tag:
-            annotations[TAG_KEY] = ref.tag
-        if source:
-            annotations[SOURCE_KEY] = source
-        entry: dict[str, Any] = {k: desc[k] for k in ("mediaType", "digest", "size", "platform") if k in desc}
-        entry["annotations"] = annotations
+        self.add_refs([(name, desc)], source)
+
+    def add_refs(self, refs: list[tuple[str, dict[str, Any]]], source: str | None = None) -> None:
+        """Name manifests, all in one write of index.json (all or none of them)."""
+        entries = {}
+        for name, desc in refs:
+            ref = reference.parse(name)
+            annotations = {NAME_KEY: str(ref)}
+            if ref.tag:
+                annotations[TAG_KEY] = ref.tag
+            if source:
+                annotations[SOURCE_KEY] = source
+            entry: dict[str, Any] = {k: desc[k] for k in ("mediaType", "digest", "size", "platform")
+                                     if k in desc}
+            entry["annotations"] = annotations
+            entries[str(ref)] = entry
         with self.index_lock():
             index = self._read_index()
             kept = [d for d in index.get("manifests", [])
-                    if (d.get("annotations") or {}).get(NAME_KEY) != str(ref)]
-            index["manifests"] = [*kept, entry]
+                    if (d.get("annotations") or {}).get(NAME_KEY) not in entries]
+            index["manifests"] = [*kept, *entries.values()]
             self._write_index(index)
 
     def remove_ref(self, name: str) -> None:

@@ -69,8 +69,7 @@ def test_logs_of_a_foreground_run_rotated(pyctr: Pyctr, image: str) -> None:
     assert (logs.out, logs.err) == ("out\n", "err\n")
     pyctr.run("run", "--name", "p15-rot", "--log-opt", "max-size=2k", "--log-opt", "max-file=2",
               image, "sh", "-c", "i=0; while test $i -lt 200; do echo line$i; i=$((i+1)); done")
-    cdir = next(p for p in (pyctr.root / "containers").iterdir()
-                if json.loads((p / "container.json").read_text())["name"] == "p15-rot")
+    cdir = Path(json.loads(pyctr.run("inspect", "p15-rot").out)[0]["Bundle"])
     logs_files = sorted(p.name for p in cdir.glob("*-json.log*"))
     assert len(logs_files) == 2, logs_files  # the current file and one rotated
     assert all((cdir / n).stat().st_size <= 2048 for n in logs_files)
