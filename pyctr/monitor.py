@@ -100,22 +100,16 @@ def _log(cs: Containers, c: Container) -> logfile.JsonLog:
 def run_foreground(cs: Containers, c: Container, interactive: bool) -> int:
     set_subreaper()
     with flocked(cs.path(c.id) / "monitor.lock"):
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        fds: dict[int, str] = {}
 
         def start() -> int:
-            try:
-                return _start(cs, c, None if interactive else subprocess.DEVNULL, out_w, err_w)
-            except BaseException:
-                os.close(out_r)
-                os.close(err_r)
-                raise
-            finally:
-                os.close(out_w)
-                os.close(err_w)
+            pid, piped = _start_piped(cs, c, None if interactive else subprocess.DEVNULL)
+            fds.update(piped)
+            return pid
 
         def attach(_pid: int) -> None:
-            pump_logs({out_r: "stdout", err_r: "stderr"}, _log(cs, c), tee={out_r: 1, err_r: 2})
+            out_r, err_r = list(fds)
+            pump_logs(fds, _log(cs, c), tee={out_r: 1, err_r: 2})
 
         code = _supervise(cs, c, start, attach)
     if c.auto_remove:
@@ -229,10 +223,15 @@ def _start_monitored(cs: Containers, c: Container,
         sock = stack.enter_context(console.ConsoleSocket())
         pid = _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL, sock.path)
         return pid, {sock.receive(): "stdout"}
+    return _start_piped(cs, c, subprocess.DEVNULL)
+
+
+def _start_piped(cs: Containers, c: Container, stdin: object) -> tuple[int, dict[int, str]]:
+    """Start with stdout and stderr on pipes: (pid, {read end: stream name})."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        pid = _start(cs, c, subprocess.DEVNULL, out_w, err_w)
+        pid = _start(cs, c, stdin, out_w, err_w)
     except BaseException:
         os.close(out_r)
         os.close(err_r)
