@@ -126,6 +126,7 @@ def podman(client_images: Images, tmp_path_factory: pytest.TempPathFactory) -> I
 def dockerd(client_images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
     _need("dockerd", "/usr/bin/docker")
     daemon = Dockerd.for_runtimes(tmp_path_factory.mktemp("cl-dockerd"), client_runtimes())
+    daemon.config_file = str(REPO / "contrib" / "docker" / "daemon.json")  # its runtime "pyrunc", as written
     try:
         daemon.start()
         _imported("docker load",

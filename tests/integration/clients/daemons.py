@@ -282,6 +282,7 @@ class Dockerd:
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str = field(default_factory=lambda: "/cl-docker-" + uuid.uuid4().hex[:8])
+    config_file: str | None = None  # a daemon.json, e.g. contrib/docker/daemon.json as written
 
     @property
     def sock(self) -> Path:
@@ -303,6 +304,8 @@ class Dockerd:
                 "--cgroup-parent", self.cgroup_parent]
         for name, path in self.runtimes.items():
             argv += ["--add-runtime", f"{name}={path}"]
+        if self.config_file:
+            argv += ["--config-file", self.config_file]
         return argv
 
     def start(self) -> None:

@@ -121,3 +121,19 @@ def test_capability_outside_the_bounding_set(docker: Docker, client_runtime: str
     assert done.returncode == 0, done.stderr
     eff = int(done.stdout.split()[1], 16)
     assert eff and not eff & (1 << CAP_SYS_RESOURCE), done.stdout
+
+
+def test_contrib_daemon_json_as_written(dockerd: Dockerd) -> None:
+    """contrib/docker/daemon.json registers "pyrunc" at /usr/local/bin/pyrunc, which `make install`
+    links to the venv's launcher: a container runs through it, and the runtime is really pyrunc."""
+    if not os.path.exists("/usr/local/bin/pyrunc"):
+        pytest.skip("needs `make install` (/usr/local/bin/pyrunc)")
+    name = "cl-" + uuid.uuid4().hex[:10]
+    r = dockerd.docker("run", "--name", name, "--runtime", "pyrunc", "--network", "none", IMAGE,
+                       "echo", "contrib ok")
+    try:
+        assert (r.returncode, r.stdout) == (0, "contrib ok\n"), r.stderr
+        info = dockerd.docker("inspect", "-f", "{{.HostConfig.Runtime}}", name)
+        assert info.stdout.strip() == "pyrunc"
+    finally:
+        dockerd.docker("rm", "-f", name)
