@@ -413,6 +413,18 @@ def make_pyctr(runtime_param: str, base: Path) -> Pyctr:
     return Pyctr(base / "root", runtime, base / "docker-config")
 
 
+def pyctr_in_open_store(runtime_param: str, tag: str) -> Iterator[Pyctr]:
+    """A Pyctr on a store under STORE_BASE (reachable by other users, as a real store's parent
+    is), removed with everything it made at the end."""
+    base = open_store_dir(tag)
+    p = make_pyctr(runtime_param, base)
+    try:
+        yield p
+    finally:
+        p.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def busybox_registry(tmp: Path, cmd: list[str] | None = None) -> Iterator[RegistryServer]:
     """A registry on 127.0.0.1 serving the busybox test image as test/busybox:v1, and as
     test/volume:v1 with VOLUME /home/app (0750, app's), User app, WorkingDir /srv/work."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -16,8 +15,7 @@ from pyctr_fixtures import (
     Pyctr,
     RegistryServer,
     busybox_registry,
-    make_pyctr,
-    open_store_dir,
+    pyctr_in_open_store,
 )
 
 pytestmark = pytest.mark.requires("root", "cmd:docker-registry", "cmd:skopeo", "busybox")
@@ -30,13 +28,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 @pytest.fixture(params=RUNTIME_PARAMS)
 def pyctr(request: pytest.FixtureRequest) -> Iterator[Pyctr]:
-    base = open_store_dir("p15-parity")
-    p = make_pyctr(request.param, base)
-    try:
-        yield p
-    finally:
-        p.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from pyctr_in_open_store(request.param, "p15-parity")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ here (pytest's tmp_path is 0700 and would hide the hole).
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -22,8 +21,7 @@ from pyctr_fixtures import (
     RegistryServer,
     build_euid_probe,
     busybox_registry,
-    make_pyctr,
-    open_store_dir,
+    pyctr_in_open_store,
     unprivileged_user,
 )
 
@@ -38,13 +36,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 @pytest.fixture(params=RUNTIME_PARAMS)
 def pyctr(request: pytest.FixtureRequest) -> Iterator[Pyctr]:
-    base = open_store_dir("p15-modes")
-    p = make_pyctr(request.param, base)
-    try:
-        yield p
-    finally:
-        p.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from pyctr_in_open_store(request.param, "p15-modes")
 
 
 @pytest.fixture
