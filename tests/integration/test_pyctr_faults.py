@@ -94,8 +94,8 @@ def test_registry_that_never_answers(base: Path, timeouts: list[str]) -> None:
 
 
 def test_timeouts_have_sane_defaults_and_are_settable() -> None:
-    from pyctr.cli_args import parser
-    from pyctr.registry import Registry
+    from pyctr.cli.cli_args import parser
+    from pyctr.image.registry import Registry
 
     a = parser().parse_args(["pull", "x"])
     assert (a.connect_timeout, a.read_timeout, a.retries) == (10, 30, 3)

@@ -26,7 +26,7 @@ def test_hook_brings_lo_up() -> None:
         assert "UP" not in lo_flags().split(",")
         state = {"ociVersion": "1.0.2", "id": "pc-hook", "status": "creating", "pid": proc.pid,
                  "bundle": "/"}
-        hook = subprocess.run([sys.executable, "-m", "pyctr.nethook"], input=json.dumps(state),
+        hook = subprocess.run([sys.executable, "-m", "pyctr.driver.nethook"], input=json.dumps(state),
                               text=True, capture_output=True, cwd=REPO, timeout=60)
         assert hook.returncode == 0, hook.stderr
         assert "UP" in lo_flags().split(",")

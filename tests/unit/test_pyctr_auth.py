@@ -6,7 +6,7 @@ import base64
 import json
 from pathlib import Path
 
-from pyctr.auth import CredentialStore, parse_challenge
+from pyctr.image.auth import CredentialStore, parse_challenge
 
 
 def test_bearer_challenge() -> None:

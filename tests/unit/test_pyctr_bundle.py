@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pyctr import bundle, platforms, users
+from pyctr.driver import bundle, users
+from pyctr.driver.paths import secure_join
 from pyctr.errors import ContainerError, NotFound
-from pyctr.paths import secure_join
+from pyctr.image import platforms
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_make_spec(rootfs: Path, tmp_path: Path) -> None:
     assert (Path(dests["/data"]["source"]) / "seed").read_text() == "seed"
     assert "/etc/hosts" in dests and "/proc" in dests
     assert "mount" in spec["linux"]["seccomp"]["syscalls"][0]["names"]
-    assert spec["hooks"]["createRuntime"][0]["args"][-1] == "pyctr.nethook"
+    assert spec["hooks"]["createRuntime"][0]["args"][-1] == "pyctr.driver.nethook"
     host = bundle.make_spec(image, bundle.RunOptions(network="host"), "d" * 30, cdir, rootfs)
     assert {"type": "network"} not in host["linux"]["namespaces"] and "hooks" not in host
 

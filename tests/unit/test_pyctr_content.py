@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from pyctr.content import VerifiedReader, media_type_of, sha256_digest
 from pyctr.errors import DigestMismatch, UnsupportedMedia
+from pyctr.image.content import VerifiedReader, media_type_of, sha256_digest
 
 DATA = b"layer bytes " * 1000
 

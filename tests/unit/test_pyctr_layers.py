@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pyctr import layers
 from pyctr.errors import LayerError
+from pyctr.image import layers
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, trusted xattrs)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyctr.errors import InvalidReference
-from pyctr.reference import parse
+from pyctr.image.reference import parse
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pyctr.content import sha256_digest
 from pyctr.errors import AuthError, DigestMismatch, NotFound, UnsupportedMedia
-from pyctr.registry import Registry
+from pyctr.image.content import sha256_digest
+from pyctr.image.registry import Registry
 
 BLOB = bytes(range(256)) * 400
 BLOB_DIGEST = sha256_digest(BLOB)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyctr.containers import Containers
-from pyctr.content import (
+from pyctr.errors import DigestMismatch, NotFound
+from pyctr.image.content import (
     OCI_CONFIG,
     OCI_LAYER,
     OCI_MANIFEST,
@@ -18,9 +18,9 @@ from pyctr.content import (
     descriptor,
     sha256_digest,
 )
-from pyctr.errors import DigestMismatch, NotFound
-from pyctr.imageops import prune, remove_image
-from pyctr.store import Store
+from pyctr.image.store import Store
+from pyctr.ops.containers import Containers
+from pyctr.ops.imageops import prune, remove_image
 
 
 def _image(store: Store, name: str, layer: bytes) -> dict[str, object]:

@@ -40,7 +40,7 @@ def main() -> int:
         state = json.load(sys.stdin)
         lo_up(int(state["pid"]))
     except (OSError, ValueError, KeyError, IndexError) as exc:
-        print(f"pyctr.nethook: {exc}", file=sys.stderr)
+        print(f"pyctr.driver.nethook: {exc}", file=sys.stderr)
         return 1
     return 0
 

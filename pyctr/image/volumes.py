@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pyctr.errors import ContainerError, NotFound
-from pyctr.store import Store, atomic_write, flocked, private_dir
+from pyctr.image.store import Store, atomic_write, flocked, now, private_dir
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -44,8 +44,6 @@ class Volumes:
                 return self.data(name), False
             private_dir(self.dir / name)
             self.data(name).mkdir(exist_ok=True)
-            from pyctr.containers import now
-
             record = {"Name": name, "Driver": "local", "CreatedAt": now(),
                       "Labels": labels or {}, "Scope": "local"}
             atomic_write(self.dir / name / "volume.json", json.dumps(record).encode())

@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from pyctr import layers
-from pyctr.containers import Container, Containers, now
-from pyctr.content import (
+from pyctr.errors import ContainerError, NotFound
+from pyctr.image import layers
+from pyctr.image.content import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     OCI_CONFIG,
@@ -27,8 +27,8 @@ from pyctr.content import (
     OCI_MANIFEST,
     descriptor,
 )
-from pyctr.errors import ContainerError, NotFound
-from pyctr.store import SOURCE_KEY, Image, Store
+from pyctr.image.store import SOURCE_KEY, Image, Store, now
+from pyctr.ops.containers import Container, Containers
 
 _OCI_EQUIVALENT = {DOCKER_LAYER_GZIP: OCI_LAYER_GZIP, DOCKER_CONFIG: OCI_CONFIG,
                    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar"}
@@ -164,8 +164,8 @@ def remove_image(store: Store, cs: Containers, text: str, force: bool = False) -
 
 
 def _is_name(store: Store, text: str, img: Image) -> bool:
-    from pyctr import reference
     from pyctr.errors import InvalidReference
+    from pyctr.image import reference
 
     try:
         return str(reference.parse(text)) == img.name

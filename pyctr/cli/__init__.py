@@ -17,14 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pyctr import distribution, imageops, logfile, monitor, platforms, reference
-from pyctr.auth import CredentialStore
-from pyctr.bundle import RunOptions, parse_size
-from pyctr.containers import Containers
+from pyctr.driver import logfile
+from pyctr.driver.bundle import RunOptions, parse_size
+from pyctr.driver.runtime import find_runtime
 from pyctr.errors import EngineError, NotFound, PyctrError
-from pyctr.registry import Registry
-from pyctr.runtime import find_runtime
-from pyctr.store import Store
+from pyctr.image import platforms, reference
+from pyctr.image.auth import CredentialStore
+from pyctr.image.registry import Registry
+from pyctr.image.store import Store
+from pyctr.ops import distribution, imageops, monitor
+from pyctr.ops.containers import Containers
 
 Handler = Callable[[argparse.Namespace], int]
 HANDLERS: dict[str, Handler] = {}
@@ -169,7 +171,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if a.format is None:
         print(json.dumps(out, indent=4))
         return 0
-    from pyctr import gotemplate
+    from pyctr.cli import gotemplate
 
     for doc in out:
         print(gotemplate.render(a.format, doc))
@@ -187,7 +189,7 @@ def cmd_commit(a: argparse.Namespace) -> int:
 
 @verb("save")
 def cmd_save(a: argparse.Namespace) -> int:
-    from pyctr import archive
+    from pyctr.ops import archive
 
     store = _store(a)
     archive.save(store, [store.lookup(i) for i in a.images], Path(a.output), a.format)
@@ -196,7 +198,7 @@ def cmd_save(a: argparse.Namespace) -> int:
 
 @verb("load")
 def cmd_load(a: argparse.Namespace) -> int:
-    from pyctr import archive
+    from pyctr.ops import archive
 
     for name in archive.load(_store(a), Path(a.input)):
         print(f"Loaded image: {name}")
@@ -321,7 +323,7 @@ def cmd_wait(a: argparse.Namespace) -> int:
 
 @verb("exec")
 def cmd_exec(a: argparse.Namespace) -> int:
-    from pyctr import execution
+    from pyctr.ops import execution
 
     cs = Containers(_store(a))
     return execution.exec_in(cs, cs.find(a.container), a.command, a.env, a.workdir, a.user,
@@ -330,7 +332,7 @@ def cmd_exec(a: argparse.Namespace) -> int:
 
 @verb("volume")
 def cmd_volume(a: argparse.Namespace) -> int:
-    from pyctr.volumes import Volumes
+    from pyctr.image.volumes import Volumes
 
     store = _store(a)
     vols = Volumes(store)
@@ -369,7 +371,7 @@ _IMAGE_ALIASES = {"prune": ["prune"], "ls": ["images"], "rm": ["rmi"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pyctr.cli_args import parser
+    from pyctr.cli.cli_args import parser
 
     args = list(sys.argv[1:] if argv is None else argv)
     p = parser()

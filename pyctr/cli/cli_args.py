@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse  # noqa: TID251 - pyctr is not the runtime's hot path
 import os
 
-from pyctr.store import DEFAULT_ROOT
+from pyctr.image.store import DEFAULT_ROOT
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

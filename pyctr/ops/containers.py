@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import fcntl
 import json
 import os
@@ -26,17 +25,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyctr import bundle, layers, rootfs
+from pyctr.driver import bundle
+from pyctr.driver.logfile import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
+from pyctr.driver.runtime import Runtime
 from pyctr.errors import ContainerError, NotFound
-from pyctr.logfile import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
-from pyctr.runtime import Runtime
-from pyctr.store import Image, Store, atomic_write, flocked, private_dir
+from pyctr.image import layers, rootfs
+from pyctr.image.store import Image, Store, atomic_write, flocked, now, private_dir
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -168,8 +164,8 @@ class Containers:
     def _named_volumes(self, c: Container, opts: bundle.RunOptions,
                        rootfs_dir: Path) -> bundle.RunOptions:
         """`-v NAME:/path[:ro]` -> the volume's directory, made (and filled) on first use."""
-        from pyctr.paths import secure_join
-        from pyctr.volumes import Volumes, is_name
+        from pyctr.driver.paths import secure_join
+        from pyctr.image.volumes import Volumes, is_name
 
         vols = Volumes(self.store)
         specs = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyctr.driver.paths import read_text_in
 from pyctr.errors import ContainerError
-from pyctr.paths import read_text_in
 
 
 @dataclass(frozen=True)

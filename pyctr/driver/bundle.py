@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyctr import seccomp_profile, users
+from pyctr.driver import seccomp_profile, users
+from pyctr.driver.paths import secure_join
 from pyctr.errors import ContainerError
-from pyctr.paths import secure_join
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -211,7 +211,7 @@ def resources(opts: RunOptions) -> dict[str, Any]:
 def lo_hook() -> dict[str, Any]:
     """A createRuntime hook that brings lo up in the container's new network namespace."""
     pkg_parent = str(Path(__file__).resolve().parent.parent)
-    return {"path": sys.executable, "args": [sys.executable, "-m", "pyctr.nethook"],
+    return {"path": sys.executable, "args": [sys.executable, "-m", "pyctr.driver.nethook"],
             "env": [f"PYTHONPATH={pkg_parent}"], "timeout": 30}
 
 

@@ -2,9 +2,9 @@
 
     <root>/oci-layout, index.json     the layout; index.json lists one manifest per name
     <root>/blobs/sha256/<hex>         content-addressed blobs, written temp + fsync + rename
-    <root>/layers/<chain-id hex>/     layers unpacked once each (see pyctr.layers)
-    <root>/containers/<id>/           containers (see pyctr.containers)
-    <root>/volumes/<name>/_data       named volumes (see pyctr.volumes)
+    <root>/layers/<chain-id hex>/     layers unpacked once each (see pyctr.image.layers)
+    <root>/containers/<id>/           containers (see pyctr.ops.containers)
+    <root>/volumes/<name>/_data       named volumes (see pyctr.image.volumes)
 
 The store is root's alone: the root and the directories that hold layers, containers, volumes
 and runtime state are 0700, and so is each container's directory (docker keeps /var/lib/docker
@@ -33,15 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyctr import reference
-from pyctr.content import (
+from pyctr.errors import InvalidReference, NotFound, PyctrError
+from pyctr.image import reference
+from pyctr.image.content import (
     INDEX_TYPES,
     VerifiedReader,
     check_digest,
     copy_verified,
     sha256_digest,
 )
-from pyctr.errors import InvalidReference, NotFound, PyctrError
 
 NAME_KEY = "io.containerd.image.name"
 TAG_KEY = "org.opencontainers.image.ref.name"
@@ -334,3 +334,10 @@ class Store:
                 (self.layers / f".lock-{path.name}").unlink(missing_ok=True)
                 removed.append("sha256:" + path.name)
         return removed
+
+
+def now() -> str:
+    """The time records in the store carry: RFC 3339, UTC, as docker writes it."""
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")

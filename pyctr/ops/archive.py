@@ -18,8 +18,9 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
-from pyctr import layers, platforms, reference
-from pyctr.content import (
+from pyctr.errors import InvalidReference, PyctrError
+from pyctr.image import layers, platforms, reference
+from pyctr.image.content import (
     INDEX_TYPES,
     OCI_CONFIG,
     OCI_LAYER,
@@ -29,8 +30,7 @@ from pyctr.content import (
     descriptor,
     media_type_of,
 )
-from pyctr.errors import InvalidReference, PyctrError
-from pyctr.store import NAME_KEY, TAG_KEY, Image, Store
+from pyctr.image.store import NAME_KEY, TAG_KEY, Image, Store
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -5,7 +5,7 @@ The monitor plays the part of containerd's shim or conmon. `pyctr run -d` forks 
 subreaper so that the container's init, whose parent (`runtime create`) exits at once, is
 reparented to it and can be reaped for its exit code. It holds the container's stdout and
 stderr pipes (or, with -t, the pty's master), writes them in docker's json-file format
-(pyctr.logfile), records the exit code, and deletes the container in the runtime. A foreground
+(pyctr.driver.logfile), records the exit code, and deletes the container in the runtime. A foreground
 `run` does the same itself, copying the output to its own stdout and stderr as well.
 
     pyctr run -d ──fork──> child ──setsid, fork──> monitor
@@ -30,10 +30,10 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pyctr import logfile
-from pyctr.containers import Container, Containers
+from pyctr.driver import logfile
 from pyctr.errors import EngineError, PyctrError, start_failure
-from pyctr.store import flocked
+from pyctr.image.store import flocked
+from pyctr.ops.containers import Container, Containers
 
 PR_SET_CHILD_SUBREAPER = 36
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -137,7 +137,7 @@ def _supervise(cs: Containers, c: Container, start: Callable[[], int],
 
 
 def run_tty(cs: Containers, c: Container, interactive: bool) -> int:
-    from pyctr import console
+    from pyctr.driver import console
 
     set_subreaper()
     with flocked(cs.path(c.id) / "monitor.lock"), console.ConsoleSocket(cs.path(c.id)) as sock:
@@ -218,7 +218,7 @@ def _start_monitored(cs: Containers, c: Container,
     """Start with stdout/stderr on pipes, or with -t on a pty whose master the monitor keeps
     (so that `run -dit IMAGE sh` waits on its terminal instead of reading EOF)."""
     if c.tty:
-        from pyctr import console
+        from pyctr.driver import console
 
         sock = stack.enter_context(console.ConsoleSocket())
         pid = _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL, sock.path)

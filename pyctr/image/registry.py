@@ -18,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from pyctr.auth import Challenge, basic_header, parse_challenge
-from pyctr.content import (
+from pyctr.errors import AuthError, DigestMismatch, NotFound, RegistryError
+from pyctr.image.auth import Challenge, basic_header, parse_challenge
+from pyctr.image.content import (
     MANIFEST_ACCEPT,
     VerifiedReader,
     check_digest,
     media_type_of,
     sha256_digest,
 )
-from pyctr.errors import AuthError, DigestMismatch, NotFound, RegistryError
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
 MAX_MANIFEST = 4 << 20

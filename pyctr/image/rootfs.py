@@ -15,9 +15,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from pyctr import layers
 from pyctr.errors import ContainerError
-from pyctr.store import Store
+from pyctr.image import layers
+from pyctr.image.store import Store
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from pyctr.content import VerifiedReader
 from pyctr.errors import LayerError, UnsupportedMedia
-from pyctr.store import Store, flocked
+from pyctr.image.content import VerifiedReader
+from pyctr.image.store import Store, flocked
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"

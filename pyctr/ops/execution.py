@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pyctr import bundle, users
-from pyctr.containers import Container, Containers
+from pyctr.driver import bundle, users
 from pyctr.errors import ContainerError
+from pyctr.ops.containers import Container, Containers
 
 
 def process_spec(config: dict[str, Any], rootfs: Path, args: list[str], env: list[str],
@@ -48,7 +48,8 @@ def exec_in(cs: Containers, c: Container, args: list[str], env: list[str], workd
 def _exec_tty(cs: Containers, c: Container, process_file: Path, interactive: bool) -> int:
     import os
 
-    from pyctr import console, monitor
+    from pyctr.driver import console
+    from pyctr.ops import monitor
 
     monitor.set_subreaper()
     with console.ConsoleSocket() as sock:

@@ -76,7 +76,7 @@ class JsonLog:
 
 def parse_opts(opts: list[str]) -> tuple[int, int]:
     """`--log-opt max-size=10m --log-opt max-file=3` -> (max_size, max_files)."""
-    from pyctr.bundle import parse_size
+    from pyctr.driver.bundle import parse_size
     from pyctr.errors import ContainerError
 
     size, count = DEFAULT_MAX_SIZE, DEFAULT_MAX_FILES

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from pyctr import platforms
-from pyctr.auth import CredentialStore
-from pyctr.content import INDEX_TYPES, MANIFEST_TYPES
 from pyctr.errors import DigestMismatch, UnsupportedMedia
-from pyctr.reference import Reference
-from pyctr.registry import Registry, push_scope
-from pyctr.store import SOURCE_KEY, Image, Store
+from pyctr.image import platforms
+from pyctr.image.auth import CredentialStore
+from pyctr.image.content import INDEX_TYPES, MANIFEST_TYPES
+from pyctr.image.reference import Reference
+from pyctr.image.registry import Registry, push_scope
+from pyctr.image.store import SOURCE_KEY, Image, Store
 
 PARALLEL = 3
 
