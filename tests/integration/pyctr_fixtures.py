@@ -425,6 +425,22 @@ def pyctr_in_open_store(runtime_param: str, tag: str) -> Iterator[Pyctr]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def open_store_fixtures(tag: str) -> tuple[Any, Any]:
+    """A test module's `registry` (module-wide, busybox_registry) and `pyctr` (one per runtime,
+    pyctr_in_open_store) fixtures: `registry, pyctr = open_store_fixtures("p15-x")`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+        yield from busybox_registry(tmp_path_factory.mktemp(tag + "-reg"))
+
+    @pytest.fixture(params=RUNTIME_PARAMS)
+    def pyctr(request: pytest.FixtureRequest) -> Iterator[Pyctr]:
+        yield from pyctr_in_open_store(request.param, tag)
+
+    return registry, pyctr
+
+
 def busybox_registry(tmp: Path, cmd: list[str] | None = None) -> Iterator[RegistryServer]:
     """A registry on 127.0.0.1 serving the busybox test image as test/busybox:v1, and as
     test/volume:v1 with VOLUME /home/app (0750, app's), User app, WorkingDir /srv/work."""

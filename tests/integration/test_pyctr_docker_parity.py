@@ -6,29 +6,19 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyctr_fixtures import (
-    RUNTIME_PARAMS,
     Pyctr,
     RegistryServer,
-    busybox_registry,
-    pyctr_in_open_store,
+    open_store_fixtures,
 )
 
 pytestmark = pytest.mark.requires("root", "cmd:docker-registry", "cmd:skopeo", "busybox")
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    yield from busybox_registry(tmp_path_factory.mktemp("p15-reg"))
-
-
-@pytest.fixture(params=RUNTIME_PARAMS)
-def pyctr(request: pytest.FixtureRequest) -> Iterator[Pyctr]:
-    yield from pyctr_in_open_store(request.param, "p15-parity")
+registry, pyctr = open_store_fixtures("p15-parity")
 
 
 @pytest.fixture

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 from pyctr_fixtures import (
-    RUNTIME_PARAMS,
     HostUser,
     Pyctr,
     RegistryServer,
     build_euid_probe,
-    busybox_registry,
-    pyctr_in_open_store,
+    open_store_fixtures,
     unprivileged_user,
 )
 
@@ -29,14 +27,7 @@ pytestmark = pytest.mark.requires("root", "cmd:docker-registry", "cmd:skopeo", "
                                   "cmd:cc", "cmd:useradd", "cmd:setpriv")
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    yield from busybox_registry(tmp_path_factory.mktemp("p15-reg"))
-
-
-@pytest.fixture(params=RUNTIME_PARAMS)
-def pyctr(request: pytest.FixtureRequest) -> Iterator[Pyctr]:
-    yield from pyctr_in_open_store(request.param, "p15-modes")
+registry, pyctr = open_store_fixtures("p15-modes")
 
 
 @pytest.fixture
