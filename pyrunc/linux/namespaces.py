@@ -154,3 +154,36 @@ def write_time_offsets(offsets: dict[str, Any]) -> None:
             f.write("".join(lines))
     except OSError as exc:
         raise NamespaceError(f"writing /proc/self/timens_offsets: {exc.strerror}") from exc
+
+
+def userns_fd(uid_map: str, gid_map: str) -> int:
+    """An fd of a new user namespace with these maps (for MOUNT_ATTR_IDMAP): a child unshares it,
+    we write its maps and open it, then the child exits; the namespace lives on through the fd."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: leaves only with _exit
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            linux.unshare(linux.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)  # until the parent has opened the namespace
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise NamespaceError("idmapped mount: the helper could not make a user namespace")
+        try:
+            for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(text)
+            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise NamespaceError(f"idmapped mount: writing the mappings: {exc.strerror}") from exc
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)

@@ -63,7 +63,7 @@ RECURSIVE_ATTRS: dict[str, tuple[bool, int]] = {
 }
 # options the runtime consumes itself (runc extensions); never passed to the kernel
 EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
-UNSUPPORTED = {"idmap", "ridmap"}  # idmapped mounts: refused with a clear error
+UNSUPPORTED: set[str] = set()  # options parsed but refused with a clear error (none today)
 MOUNT_OPTIONS = sorted({*MOUNT_FLAGS, *PROPAGATION, *RECURSIVE_ATTRS, *EXTENSIONS})
 
 DEFAULT_DEVICES = [  # path, major, minor (all char devices, 0666)
@@ -88,6 +88,8 @@ class MountOp:
     data: str = ""
     extensions: set[str] = field(default_factory=set)
     source_tree: int = -1  # a bind source cloned by the parent (see clone_bind_sources)
+    uid_map: str = ""  # an idmapped mount's own mappings (uid_map text), else the container's
+    gid_map: str = ""
 
     @property
     def is_bind(self) -> bool:
@@ -142,6 +144,12 @@ def plan(config: dict[str, Any], bundle: str) -> list[MountOp]:
         op.source = source
         if not op.fstype and not op.is_bind:
             raise SpecError(f"mounts[{i}].type: missing (needed unless the mount is a bind mount)")
+        if is_idmapped(op):
+            if not op.is_bind:
+                raise SpecError(f"mounts[{i}].options: idmapped mounts are bind mounts here "
+                                f"(add bind or rbind)")
+            op.uid_map = _map_text(m.get("uidMappings") or [])
+            op.gid_map = _map_text(m.get("gidMappings") or [])
         if _dev_read_only(op):
             op.flags &= ~L.MS_RDONLY  # devices and links go in first: `finish` makes it read-only
         ops.append(op)
@@ -283,29 +291,63 @@ def _locked_flags(fd: int) -> int:
     return sum(ms for st, ms in bits.items() if f & st)
 
 
-def clone_bind_sources(ops: list[MountOp]) -> list[int]:
-    """In the parent, before the init enters a user namespace: each bind source as a detached
-    mount tree (open_tree(OPEN_TREE_CLONE)). The init's mapped root may not be allowed to reach a
-    source (a 0700 directory on its path); it attaches the tree instead (runc's mount sources).
-    Returns the fds to close once the init has them."""
-    fds = []
+def _map_text(mappings: list[dict[str, int]]) -> str:
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+def is_idmapped(op: MountOp) -> bool:
+    return "idmap" in op.extensions or "ridmap" in op.extensions
+
+
+def clone_bind_sources(ops: list[MountOp], userns: bool, uid_map: str, gid_map: str) -> list[int]:
+    """In the parent: bind sources as detached mount trees (open_tree(OPEN_TREE_CLONE)) that the
+    init attaches.
+
+    - With a user namespace, every bind source: the init's mapped root may not be allowed to reach
+      one (a 0700 directory on its path), as runc's mount sources.
+    - An idmapped mount (`idmap`, `ridmap`: recursive) gets MOUNT_ATTR_IDMAP with a user namespace
+      made from its own uidMappings/gidMappings, or from the container's (`uid_map`, `gid_map`).
+    Returns the fds to close once the init has them.
+    """
+    fds: list[int] = []
     try:
         for op in ops:
-            if op.is_bind and op.source.startswith("/"):
-                flags = L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
-                if op.flags & L.MS_REC:
-                    flags |= L.AT_RECURSIVE
-                try:
-                    op.source_tree = L.open_tree(-100, op.source, flags)
-                except OSError as exc:
-                    raise MountError(f"bind mount source {op.source} of {op.destination}: "
-                                     f"{exc.strerror}") from exc
-                fds.append(op.source_tree)
+            if not (op.is_bind and op.source.startswith("/") and (userns or is_idmapped(op))):
+                continue
+            flags = L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+            if op.flags & L.MS_REC or "ridmap" in op.extensions:
+                flags |= L.AT_RECURSIVE
+            try:
+                op.source_tree = L.open_tree(-100, op.source, flags)
+            except OSError as exc:
+                raise MountError(f"bind mount source {op.source} of {op.destination}: "
+                                 f"{exc.strerror}") from exc
+            fds.append(op.source_tree)
+            if is_idmapped(op):
+                _idmap(op, op.uid_map or uid_map, op.gid_map or gid_map)
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
     return fds
+
+
+def _idmap(op: MountOp, uid_map: str, gid_map: str) -> None:
+    from pyrunc.linux import namespaces
+
+    if not uid_map or not gid_map:
+        raise MountError(f"idmapped mount {op.destination}: needs uidMappings and gidMappings "
+                         "(its own, or the container's user namespace)")
+    userns = namespaces.userns_fd(uid_map, gid_map)
+    recursive = L.AT_RECURSIVE if "ridmap" in op.extensions else 0
+    try:
+        L.mount_setattr(op.source_tree, "", L.AT_EMPTY_PATH | recursive, L.MOUNT_ATTR_IDMAP,
+                        userns_fd=userns)
+    except OSError as exc:
+        raise MountError(f"idmapped mount {op.destination} of {op.source}: {exc.strerror} (the "
+                         "filesystem may not support idmapped mounts)") from exc
+    finally:
+        os.close(userns)
 
 
 def _bind(root_fd: int, op: MountOp, fd: int) -> None:

@@ -264,3 +264,48 @@ def test_user_namespace_bind_sources_the_mapped_root_cannot_reach(runtime, open_
     assert lines[:2] == ["in dir", "a file"]
     assert lines[2].split()[5].split(",")[0] == "ro"
     assert lines[3] == "read-only"
+
+
+@pytest.mark.requires("userns")
+@pytest.mark.parametrize("userns", [True, False])
+def test_idmapped_bind_mounts(runtime, open_bundle, cid, tmp_path, userns):
+    """`idmap` bind mounts: a host file owned by 1000 shows as 1000 inside a user namespace
+    mapping 0 -> 100000 (the container's mappings), as 7 through a mount's own mappings
+    (1000 -> 100007); without idmap it is the overflow id; on the host it stays 1000."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "owned").write_text("x")
+    os.chown(src / "owned", 1000, 1000)
+    os.chmod(tmp_path, 0o755)
+    b = open_bundle("sh", "-c", "for d in a b c; do stat -c '%u %g' /tmp/$d/owned 2>/dev/null || echo -; done")
+    own = {"uidMappings": [{"containerID": 1000, "hostID": 100007, "size": 1}],
+           "gidMappings": [{"containerID": 1000, "hostID": 100008, "size": 1}]}
+    b.config["mounts"] += [
+        {"destination": "/tmp/a", "type": "bind", "source": str(src), "options": ["rbind"]},
+        {"destination": "/tmp/c", "type": "bind", "source": str(src), "options": ["rbind", "idmap"], **own}]
+    if userns:
+        b.linux["namespaces"].append({"type": "user"})
+        b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        b.config["mounts"].append(
+            {"destination": "/tmp/b", "type": "bind", "source": str(src), "options": ["rbind", "idmap"]})
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 0, r.err
+    if userns:
+        assert r.out.splitlines() == ["65534 65534", "1000 1000", "7 8"]
+    else:  # no user namespace: the mount's mapping shows the host ids it maps to
+        assert r.out.splitlines() == ["1000 1000", "-", "100007 100008"]
+    st = os.stat(src / "owned")
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+
+
+def test_idmap_on_a_non_bind_mount_is_refused(runtime, make_bundle, cid):
+    b = make_bundle("true")
+    b.config["mounts"].append({"destination": "/x", "type": "tmpfs", "source": "tmpfs",
+                               "options": ["idmap"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+                               "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]})
+    b.write()
+    r = runtime.run("run", "-b", str(b.path), cid)
+    assert r.rc == 1 and "mounts[7].options: idmapped mounts are bind mounts" in r.err, r.err
+    assert not (runtime.root / cid).exists()

@@ -25,7 +25,7 @@ def test_linux_lists() -> None:
     assert linux["capabilities"][21] == "CAP_SYS_ADMIN"
     assert linux["capabilities"][40] == "CAP_CHECKPOINT_RESTORE"
     assert linux["cgroup"]["systemd"] is False and linux["cgroup"]["systemdUser"] is False
-    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}  # not implemented
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}  # mount_setattr: Linux >= 5.12
     assert "SCMP_ACT_NOTIFY" in linux["seccomp"]["actions"]
     assert "SCMP_CMP_MASKED_EQ" in linux["seccomp"]["operators"]
     assert "SCMP_ARCH_X86_64" in linux["seccomp"]["archs"]
@@ -37,9 +37,7 @@ def test_mount_options_cover_the_spec_table() -> None:
     for name in ("bind", "rbind", "rprivate", "rshared", "rslave", "runbindable", "ro", "rro",
                  "nosymfollow", "rnosymfollow", "strictatime"):
         assert name in options
-    # true to what is implemented: the runc extensions pyrunc lacks are not claimed
-    assert not options & {"idmap", "ridmap"}
-    assert "tmpcopyup" in options
+    assert {"idmap", "ridmap", "tmpcopyup"} <= options  # the runc extensions, all implemented
     assert len(options) == len(feat.MOUNT_OPTIONS)
 
 
