@@ -3,6 +3,7 @@ conftest: several conftest modules exist and `from conftest import` picks whiche
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +142,50 @@ def rmdir_retry(path: str) -> None:
                 raise
             time.sleep(0.01)
     os.rmdir(path)
+
+
+# --- unprivileged users -------------------------------------------------------------------------
+@dataclass
+class HostUser:
+    name: str
+    uid: int
+    gid: int
+    home: Path | None = None
+
+    def run(self, *argv: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`argv` as this user: no supplementary groups, no capabilities.
+
+        setpriv keeps root's capabilities up to its own execve (which then resolves the path
+        with CAP_DAC_OVERRIDE): a shell in between, which has none left, makes the real attempt.
+        """
+        return subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
+                               "--clear-groups", "--", "/bin/sh", "-c", 'exec "$@"', "sh",
+                               *argv], capture_output=True, text=True, timeout=timeout,
+                              env=env, stdin=subprocess.DEVNULL)
+
+    def subids(self, kind: str) -> tuple[int, int]:
+        """(start, count) of this user's range in /etc/subuid or /etc/subgid."""
+        with open(f"/etc/sub{kind}") as f:
+            for line in f:
+                name, start, count = line.strip().split(":")
+                if name == self.name:
+                    return int(start), int(count)
+        raise LookupError(f"{self.name} has no range in /etc/sub{kind}")
+
+
+@contextlib.contextmanager
+def unprivileged_user(name: str, subids: bool = False) -> Iterator[HostUser]:
+    """A user made for the test (useradd) and removed after it (userdel); with `subids`, a
+    regular user, which useradd gives ranges in /etc/subuid and /etc/subgid."""
+    import pwd
+
+    subprocess.run(["userdel", name], capture_output=True)
+    kind = [] if subids else ["--system"]
+    subprocess.run(["useradd", *kind, "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
+    try:
+        pw = pwd.getpwnam(name)
+        yield HostUser(name, pw.pw_uid, pw.pw_gid)
+    finally:
+        subprocess.run(["userdel", name], check=True, capture_output=True)

@@ -152,7 +152,21 @@ def _create_opts(ctx: Ctx) -> Any:
         no_new_keyring=bool(ctx.f("no-new-keyring")),
         preserve_fds=_int(ctx.f("preserve-fds", "0"), "--preserve-fds"),
         systemd_cgroup=bool(ctx.g.get("systemd-cgroup")),
-        rootless=str(ctx.g.get("rootless", "false")).lower() == "true")
+        rootless=rootless(ctx.g.get("rootless", "auto")))
+
+
+def rootless(value: object) -> bool:
+    """--rootless true|false|auto (runc's default auto: rootless when not started as root)."""
+    text = str(value).lower()
+    if text not in ("true", "false", "auto"):
+        raise UsageError(f"invalid --rootless value {value!r} (true, false or auto)")
+    return text == "true" or (text == "auto" and os.geteuid() != 0)
+
+
+def default_root() -> str:
+    """/run/pyrunc; for a user other than root, $XDG_RUNTIME_DIR/pyrunc when it is set (runc's rule)."""
+    xdg = os.getenv("XDG_RUNTIME_DIR")
+    return xdg + "/pyrunc" if os.geteuid() != 0 and xdg else "/run/pyrunc"
 
 
 def _int(v: str, what: str) -> int:
@@ -357,12 +371,14 @@ COMMANDS:
    help, h   shows a list of commands or help for one command
 
 GLOBAL OPTIONS:
-   --root value        root directory for storage of container state (default: "/run/pyrunc")
+   --root value        root directory for storage of container state (default: "/run/pyrunc",
+                       or $XDG_RUNTIME_DIR/pyrunc for a user other than root)
    --log value         set the log file to write pyrunc logs to (default is '/dev/stderr')
    --log-format value  set the log format ('text' (default), or 'json')
    --debug             enable debug logging
    --systemd-cgroup    enable systemd cgroup support (not available without systemd)
-   --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto')
+   --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto': when not
+                       started as root)
    --help, -h          show help
    --version, -v       print the version
 """
@@ -450,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(command_help(command))
             return 0
         log.debug(f"pyrunc {VERSION}: {command} {' '.join(parsed.args[:1])}".rstrip())
-        ctx = Ctx(os.path.abspath(g.flags.get("root", "/run/pyrunc")), g.flags, parsed)
+        ctx = Ctx(os.path.abspath(g.flags.get("root") or default_root()), g.flags, parsed)
         return HANDLERS[command](ctx)
     except PyruncError as exc:
         log.error(str(exc))

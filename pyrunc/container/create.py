@@ -194,7 +194,9 @@ def _init_config(c: Container, config: dict[str, Any], ops: list[rootfs.MountOp]
         made.fds.append(console_fd)
     ns = namespaces.plan(config)
     if ns.userns or any(rootfs.is_idmapped(op) for op in ops):
-        made.fds += rootfs.clone_bind_sources(ops, ns.userns, ns.uid_map, ns.gid_map)
+        # Started as root: the parent clones the sources (rootless, the init binds them itself)
+        made.fds += rootfs.clone_bind_sources(ops, ns.userns and os.geteuid() == 0,
+                                              ns.uid_map, ns.gid_map)
     hooks = config.get("hooks", {})
     return process.InitConfig(
         cid=c.id, bundle=c.bundle, rootfs=c.data["rootfs"], config=config, ns=ns, mounts=ops,

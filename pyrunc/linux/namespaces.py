@@ -103,7 +103,16 @@ def unshare(flags: int, what: str) -> None:
 
 
 def write_id_maps(pid: int, p: NsPlan) -> None:
-    """From the parent: the child's uid_map/gid_map (setgroups denied for a single unprivileged map)."""
+    """From the parent: the child's uid_map/gid_map.
+
+    Root writes them. A user other than root may map only its own ids itself (with setgroups
+    denied first); more (its subordinate ranges of /etc/subuid and /etc/subgid) go through the
+    setuid helpers newuidmap/newgidmap, as runc and podman do.
+    """
+    if os.geteuid() != 0 and not (_only_own(p.uid_map, os.geteuid())
+                                  and _only_own(p.gid_map, os.getegid())):
+        _helper_maps(pid, p)
+        return
     try:
         if os.geteuid() != 0:
             with open(f"/proc/{pid}/setgroups", "w") as f:
@@ -114,6 +123,28 @@ def write_id_maps(pid: int, p: NsPlan) -> None:
             f.write(p.gid_map)
     except OSError as exc:
         raise NamespaceError(f"writing id mappings of pid {pid}: {exc.strerror}") from exc
+
+
+def _only_own(text: str, ident: int) -> bool:
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    return len(lines) == 1 and lines[0][1:] == [str(ident), "1"]
+
+
+def _helper_maps(pid: int, p: NsPlan) -> None:
+    import posix
+    import shutil  # rootless with subordinate ids only
+
+    for tool, text in (("newuidmap", p.uid_map), ("newgidmap", p.gid_map)):
+        argv = [tool, str(pid), *text.split()]
+        path = shutil.which(tool)
+        if path is None:
+            raise NamespaceError(f"{tool} not found: a rootless container mapping more than its "
+                                 "own id needs it (Debian's uidmap package)")
+        child = os.posix_spawn(path, argv, posix.environ)
+        status = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        if status != 0:
+            raise NamespaceError(f"{tool} {' '.join(argv[1:])} failed (status {status}): are the "
+                                 "ranges in /etc/subuid and /etc/subgid?")
 
 
 _SIOCGIFFLAGS = 0x8913

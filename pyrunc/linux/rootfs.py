@@ -335,6 +335,8 @@ def clone_bind_sources(ops: list[MountOp], userns: bool, uid_map: str, gid_map: 
 def _idmap(op: MountOp, uid_map: str, gid_map: str) -> None:
     from pyrunc.linux import namespaces
 
+    if os.geteuid() != 0:
+        raise MountError(f"idmapped mount {op.destination}: needs a runtime started as root")
     if not uid_map or not gid_map:
         raise MountError(f"idmapped mount {op.destination}: needs uidMappings and gidMappings "
                          "(its own, or the container's user namespace)")

@@ -5,7 +5,6 @@ and test images built from busybox-static in several layers (with a deletion and
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import gzip
 import hashlib
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from testlib import HostUser, unprivileged_user  # noqa: F401 (re-exported to the pyctr tests)
 
 BUSYBOX = "/usr/bin/busybox"
 APPLETS = ("sh", "ls", "cat", "echo", "id", "sleep", "true", "false", "hostname", "env", "pwd",
@@ -360,38 +361,6 @@ def open_store_dir(tag: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=STORE_BASE))
     path.chmod(0o755)
     return path
-
-
-@dataclass
-class HostUser:
-    name: str
-    uid: int
-    gid: int
-
-    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        """`argv` as this user: no supplementary groups, no capabilities.
-
-        setpriv keeps root's capabilities up to its own execve (which then resolves the path
-        with CAP_DAC_OVERRIDE): a shell in between, which has none left, makes the real attempt.
-        """
-        return subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
-                               "--clear-groups", "--", "/bin/sh", "-c", 'exec "$@"', "sh",
-                               *argv], capture_output=True, text=True, timeout=30)
-
-
-@contextlib.contextmanager
-def unprivileged_user(name: str) -> Iterator[HostUser]:
-    """A system user made for the test (useradd) and removed after it (userdel)."""
-    import pwd
-
-    subprocess.run(["userdel", name], capture_output=True)
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    name], check=True, capture_output=True)
-    try:
-        pw = pwd.getpwnam(name)
-        yield HostUser(name, pw.pw_uid, pw.pw_gid)
-    finally:
-        subprocess.run(["userdel", name], check=True, capture_output=True)
 
 
 def build_euid_probe(dest: Path) -> Path:

@@ -78,6 +78,7 @@ class Manager:
         self.resources = resources
         self.rule_rows = rule_rows  # the device rules as state.json keeps them (devices.Rule.row)
         self.rootless = rootless
+        self.unwritable: set[str] = set()  # rootless: hierarchies we could not make a cgroup in
         self.v2_root = v2_root  # the cgroup2 mount point, to enable controllers top-down
 
     @property
@@ -96,6 +97,8 @@ class Manager:
         try:
             for key, path in self._distinct().items():
                 self._mkdir(key, path, made)
+            if self.rootless:
+                self._drop_unwritable()
             self._apply_devices()
             self.set(self.resources)
         except BaseException:
@@ -123,6 +126,14 @@ class Manager:
         if value in frozen:
             self.dirs = {}
             raise CgroupError(f"container's cgroup unexpectedly frozen: {path} is {value}")
+
+    def _drop_unwritable(self) -> None:
+        """Rootless: the hierarchies whose directory we could not make (no delegated subtree)
+        are not the container's: it stays where it was started there, as runc's rootless mode."""
+        for key, path in list(self.dirs.items()):
+            if not os.path.isdir(path) or not os.access(path, os.W_OK):
+                del self.dirs[key]
+                self.unwritable.add(key)
 
     def _distinct(self) -> dict[str, str]:
         """One key per directory (cpu and cpuacct may share a mount)."""
@@ -207,6 +218,9 @@ class Manager:
 
     def _write_entry(self, entry: plan.Entry) -> None:
         base = self.dirs.get(entry.controller)
+        if base is None and entry.controller in self.unwritable:
+            raise CgroupError(f"{entry.field}: a rootless container has no writable "
+                              f"{entry.controller or 'cgroup2'} cgroup here (no delegated subtree)")
         if base is None:
             raise CgroupError(f"{entry.field}: the {entry.controller} cgroup controller is not "
                               f"available on this host ({self.mode} cgroups)")
