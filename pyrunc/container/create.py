@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pyrunc import log, spec
 from pyrunc._typing import Any
-from pyrunc.container import Container, notify, proc_stat, process, state
+from pyrunc.container import Container, proc_stat, process, state
 from pyrunc.errors import ConsoleError
 from pyrunc.linux import namespaces, rootfs
 from pyrunc.records import dataclass, field
@@ -86,7 +86,9 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
 
     made = Made(root, cid)
     try:
-        if notify.wanted():
+        if os.getenv("NOTIFY_SOCKET"):  # sd_notify: its module only when it is in use
+            from pyrunc.container import notify
+
             opts.extra_env = [*opts.extra_env, notify.prepare(state.container_dir(root, cid), ops)]
         mgr = cgroups.new_manager(cid, config.get("linux", {}), systemd=opts.systemd_cgroup,
                                   rootless=opts.rootless)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import errno
 
 from pyrunc import container, log
-from pyrunc.container import notify, state
+from pyrunc._typing import Any
+from pyrunc.container import state
 from pyrunc.errors import HookError, InvalidState
 from pyrunc.sys import oslite as os
 
@@ -35,7 +36,7 @@ def start(root: str, cid: str) -> None:
     c = container.load(root, cid)
     with c.locked():
         state.check_transition(c.status(), "start", cid)
-        ready = notify.listen(c.dir)
+        ready = _notify_socket(c)
         hooks = c.config.get("hooks", {}).get("poststart", [])
         before = _exe(c.pid) if hooks else None
         release(c)
@@ -49,7 +50,19 @@ def start(root: str, cid: str) -> None:
             _stop_and_destroy(c)
             raise
     if ready is not None:
+        from pyrunc.container import notify
+
         notify.wait_and_forward(ready, c.pid)
+
+
+def _notify_socket(c: container.Container) -> Any:
+    """sd_notify's socket when the caller set NOTIFY_SOCKET (pyrunc.container.notify is loaded
+    only then: most starts never need it)."""
+    if not os.getenv("NOTIFY_SOCKET"):
+        return None
+    from pyrunc.container import notify
+
+    return notify.listen(c.dir)
 
 
 def _exe(pid: int) -> str | None:
