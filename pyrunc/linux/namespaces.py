@@ -21,8 +21,7 @@ CLONE_FLAGS = {
     "ipc": linux.CLONE_NEWIPC, "uts": linux.CLONE_NEWUTS, "user": linux.CLONE_NEWUSER,
     "cgroup": linux.CLONE_NEWCGROUP, "time": linux.CLONE_NEWTIME,
 }
-PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
-              "user": "user", "cgroup": "cgroup", "time": "time"}
+PROC_NAMES = rules.NS_LINK_NAMES  # type -> name under /proc/<pid>/ns
 # Joining order: user first (it grants the rights for the rest), mount last (paths change).
 JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount"]
 
