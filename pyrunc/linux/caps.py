@@ -32,7 +32,6 @@ CAPABILITIES: dict[str, int] = {name: bit for bit, name in enumerate((
 NAMES = {bit: name for name, bit in CAPABILITIES.items()}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _PR_CAP_AMBIENT_RAISE = 2
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -118,37 +117,6 @@ def _check_subsets(masks: dict[str, int]) -> None:
                                   f"not in the {sup} set")
 
 
-# --- capget/capset --------------------------------------------------------------------------------
-# move to linux.py
-class _CapHeader(linux.Structure):
-    _fields_ = [("version", linux.c_uint32), ("pid", linux.c_int)]
-
-
-class _CapData(linux.Structure):
-    _fields_ = [("effective", linux.c_uint32), ("permitted", linux.c_uint32),
-                ("inheritable", linux.c_uint32)]
-
-
-def capget() -> tuple[int, int, int]:
-    """(effective, permitted, inheritable) of the calling thread."""
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()  # type: ignore[operator]
-    linux.syscall("capget", linux.byref(hdr), data)
-    lo, hi = data[0], data[1]
-    return (lo.effective | hi.effective << 32, lo.permitted | hi.permitted << 32,
-            lo.inheritable | hi.inheritable << 32)
-
-
-def capset(effective: int, permitted: int, inheritable: int) -> None:
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()  # type: ignore[operator]
-    for i in (0, 1):
-        data[i].effective = effective >> (32 * i) & 0xFFFFFFFF
-        data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
-        data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
-    linux.syscall("capset", linux.byref(hdr), data)
-
-
 # --- the init's steps -----------------------------------------------------------------------------
 def keep_caps() -> None:
     """Before setgroups/setgid/setuid: keep the permitted set across the uid change."""
@@ -186,16 +154,16 @@ def apply(p: CapPlan, last: int | None = None) -> None:
 def raise_effective() -> None:
     """Effective := the permitted set kept across setuid(2), which cleared the effective one."""
     try:
-        _eff, perm, inh = capget()
-        capset(perm, perm, inh)
+        _eff, perm, inh = linux.capget()
+        linux.capset(perm, perm, inh)
     except OSError as exc:
         raise CapabilityError(f"raising the effective capabilities: {exc.strerror}") from exc
 
 
 def _apply(p: CapPlan, last: int) -> None:
     # setuid(2) away from 0 cleared the effective set; PR_CAPBSET_DROP needs CAP_SETPCAP in it.
-    _eff, perm, inh = capget()
-    capset(perm, perm, inh)
+    _eff, perm, inh = linux.capget()
+    linux.capset(perm, perm, inh)
     _drop_bounding(p.bounding, last)
-    capset(p.effective, p.permitted, p.inheritable)
+    linux.capset(p.effective, p.permitted, p.inheritable)
     _raise_ambient(p.ambient, last)

@@ -313,3 +313,36 @@ def sealed_memfd(name: str, data: bytes) -> int:
         os.close(fd)
         raise
     return fd
+
+
+# --- capabilities ------------------------------------------------------------------------------
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(Structure):
+    _fields_ = [("version", c_uint32), ("pid", c_int)]
+
+
+class _CapData(Structure):
+    _fields_ = [("effective", c_uint32), ("permitted", c_uint32),
+                ("inheritable", c_uint32)]
+
+
+def capget() -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) of the calling thread."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()  # type: ignore[operator]
+    syscall("capget", byref(hdr), data)
+    lo, hi = data[0], data[1]
+    return (lo.effective | hi.effective << 32, lo.permitted | hi.permitted << 32,
+            lo.inheritable | hi.inheritable << 32)
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()  # type: ignore[operator]
+    for i in (0, 1):
+        data[i].effective = effective >> (32 * i) & 0xFFFFFFFF
+        data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
+        data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
+    syscall("capset", byref(hdr), data)
