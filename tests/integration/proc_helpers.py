@@ -6,7 +6,10 @@ so a pipe would stay open (and `communicate` would wait) for the container's who
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -54,3 +57,74 @@ def status_field(pid: int, key: str) -> str:
             if line.startswith(key + ":"):
                 return line.split(":", 1)[1].strip()
     raise KeyError(key)
+
+
+def create_captured(rt, bundle, cid, *extra, tmp=None, cwd=None):  # type: ignore[no-untyped-def]
+    """`create` with the container's stdio on files (a pipe would stay open as long as the init)."""
+    tmp = Path(tmp or bundle.path)
+    with open(tmp / "out", "w") as out, open(tmp / "err", "w") as err:
+        p = subprocess.run(rt.argv("create", "-b", str(bundle.path), *extra, cid), cwd=cwd,
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60)
+    return p.returncode, (tmp / "out").read_text(), (tmp / "err").read_text()
+
+
+def run_in(rt, bundle, cid):  # type: ignore[no-untyped-def]
+    r = rt.run("run", "-b", str(bundle.path), cid)
+    assert r.rc == 0, r
+    return r.out
+
+
+def proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)\Z")
+
+
+def mounts_of(*words):
+    """Host mounts whose mountinfo line names one of `words` (others' tests mount things too)."""
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if any(w in line for w in words)]
+
+
+def processes_mentioning(text):
+    found = []
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            with open(f"{d}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(d)
+        except OSError:
+            pass
+    return found
+
+
+def fails_cleanly(rt, bundle, cid, *expect, verb="run", tmp=None):
+    """Run `verb` twice (plain, then --log json); check the error report and the leftovers."""
+    r = rt.run(verb, "-b", str(bundle.path), cid, timeout=30)
+    assert r.rc == 1, r
+    assert r.out == ""
+    lines = r.err.splitlines()
+    assert len(lines) == 1, r.err
+    for word in expect:
+        assert word in lines[0], (word, lines[0])
+    log = bundle.path / "log.json"
+    r2 = rt.run("--log", str(log), "--log-format", "json", verb, "-b", str(bundle.path), cid,
+                root=True, timeout=30)
+    assert r2.rc == 1
+    entries = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(entries) == 1, entries
+    assert set(entries[0]) == {"level", "msg", "time"}
+    assert entries[0]["level"] == "error"
+    assert RFC3339.match(entries[0]["time"])
+    for word in expect:
+        assert word in entries[0]["msg"]
+    # nothing left behind
+    assert not (rt.root / cid).exists()
+    assert rt.run("state", cid).rc == 1
+    assert glob.glob(f"/sys/fs/cgroup/*/pyrunc/{cid}") == []
+    assert glob.glob(f"/sys/fs/cgroup/pyrunc/{cid}") == []
+    assert mounts_of(str(bundle.path), cid) == []
+    assert processes_mentioning(cid) == []
+    return lines[0]

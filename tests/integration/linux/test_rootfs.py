@@ -10,7 +10,7 @@ import os
 import subprocess
 
 import pytest
-from test_process import run_in
+from proc_helpers import run_in
 
 pytestmark = pytest.mark.requires("root", "busybox")
 

@@ -17,7 +17,7 @@ from pyrunc.linux import exeguard
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PY = sys.executable
 
 PROBE = textwrap.dedent("""

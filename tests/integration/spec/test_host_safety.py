@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_errors import fails_cleanly
+from proc_helpers import fails_cleanly
 from testlib import Bundle, Runtime
 
 pytestmark = pytest.mark.requires("root", "busybox", "cmd:unshare")

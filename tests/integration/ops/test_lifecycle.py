@@ -11,23 +11,14 @@ import os
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from proc_helpers import create_captured as create
 from testlib import Runtime
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)\Z")
-
-
-def create(rt, bundle, cid, *extra, tmp=None, cwd=None):
-    """`create` with the container's stdio on files (a pipe would stay open as long as the init)."""
-    tmp = Path(tmp or bundle.path)
-    with open(tmp / "out", "w") as out, open(tmp / "err", "w") as err:
-        p = subprocess.run(rt.argv("create", "-b", str(bundle.path), *extra, cid), cwd=cwd,
-                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60)
-    return p.returncode, (tmp / "out").read_text(), (tmp / "err").read_text()
 
 
 def wait_status(rt, cid, want, tries=500):

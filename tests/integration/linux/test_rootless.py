@@ -19,7 +19,7 @@ from testlib import HostUser, base_config, unprivileged_user
 pytestmark = pytest.mark.requires("root", "busybox", "userns", "cmd:setpriv", "cmd:useradd",
                                   "cmd:newuidmap")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PYRUNC = os.environ.get("PYRUNC") or str(REPO / ".venv" / "bin" / "pyrunc")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from conformance import runtime_tools  # noqa: E402
 from conformance.wrappers import runtime_names, wrapper_text  # noqa: E402

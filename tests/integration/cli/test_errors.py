@@ -3,66 +3,14 @@
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 import re
 import subprocess
 
 import pytest
+from proc_helpers import fails_cleanly
 
 pytestmark = pytest.mark.requires("root", "busybox")
-
-RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)\Z")
-
-
-def mounts_of(*words):
-    """Host mounts whose mountinfo line names one of `words` (others' tests mount things too)."""
-    with open("/proc/self/mountinfo") as f:
-        return [line for line in f if any(w in line for w in words)]
-
-
-def processes_mentioning(text):
-    found = []
-    for d in glob.glob("/proc/[0-9]*"):
-        try:
-            with open(f"{d}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    found.append(d)
-        except OSError:
-            pass
-    return found
-
-
-def fails_cleanly(rt, bundle, cid, *expect, verb="run", tmp=None):
-    """Run `verb` twice (plain, then --log json); check the error report and the leftovers."""
-    r = rt.run(verb, "-b", str(bundle.path), cid, timeout=30)
-    assert r.rc == 1, r
-    assert r.out == ""
-    lines = r.err.splitlines()
-    assert len(lines) == 1, r.err
-    for word in expect:
-        assert word in lines[0], (word, lines[0])
-    log = bundle.path / "log.json"
-    r2 = rt.run("--log", str(log), "--log-format", "json", verb, "-b", str(bundle.path), cid,
-                root=True, timeout=30)
-    assert r2.rc == 1
-    entries = [json.loads(x) for x in log.read_text().splitlines()]
-    assert len(entries) == 1, entries
-    assert set(entries[0]) == {"level", "msg", "time"}
-    assert entries[0]["level"] == "error"
-    assert RFC3339.match(entries[0]["time"])
-    for word in expect:
-        assert word in entries[0]["msg"]
-    # nothing left behind
-    assert not (rt.root / cid).exists()
-    assert rt.run("state", cid).rc == 1
-    assert glob.glob(f"/sys/fs/cgroup/*/pyrunc/{cid}") == []
-    assert glob.glob(f"/sys/fs/cgroup/pyrunc/{cid}") == []
-    assert mounts_of(str(bundle.path), cid) == []
-    assert processes_mentioning(cid) == []
-    return lines[0]
-
 
 def test_malformed_json(runtime, bundle, cid):
     (bundle.path / "config.json").write_text('{"ociVersion": "1.0.2", "process": ')

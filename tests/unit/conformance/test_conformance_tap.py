@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from conformance import tap  # noqa: E402
 
@@ -83,7 +83,7 @@ def test_silent_success_is_one_pass() -> None:
     assert counts("", rc=2) == (0, 1, 0)
 
 
-# -- real outputs of the suite (tests/unit/data/runtime-tools/README.md) ----------------------
+# -- real outputs of the suite (tests/unit/conformance/data/runtime-tools/README.md) ----------------------
 
 
 def real(name: str) -> tap.TapResult:

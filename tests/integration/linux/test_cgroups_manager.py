@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from proc_helpers import proc_state
 
 from pyrunc.errors import CgroupError
 from pyrunc.linux import cgroups
@@ -55,11 +56,6 @@ def manager(parent: str, resources: dict[str, Any] | None = None, **linux: Any) 
 def cat(m: cgroups.Manager, controller: str, file: str) -> str:
     with open(os.path.join(m.paths()[controller], file)) as f:
         return f.read().strip()
-
-
-def proc_state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_create_join_files_destroy(parent: str, spawn: Spawn) -> None:

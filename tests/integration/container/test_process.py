@@ -10,16 +10,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_lifecycle import create
+from proc_helpers import create_captured as create
+from proc_helpers import run_in
 from testlib import Bundle
 
 pytestmark = pytest.mark.requires("root", "busybox")
-
-
-def run_in(rt, bundle, cid):
-    r = rt.run("run", "-b", str(bundle.path), cid)
-    assert r.rc == 0, r
-    return r.out
 
 
 def ns_link(pid, ns):

@@ -13,7 +13,7 @@ from testlib import Bundle, Runtime
 
 pytestmark = pytest.mark.requires("root", "busybox")
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 OFF_THE_HOT_PATH = {"jsonschema", "pyroute2", "argparse", "logging", "subprocess", "dataclasses",
                     "typing", "inspect", "json", "re", "enum", "socket", "selectors", "threading",
                     "array", "contextlib", "collections", "base64", "ctypes", "os"}

@@ -218,7 +218,7 @@ def test_garbage_reports_without_crashing(bundle: Path, config: Any) -> None:
 def test_importing_validate_does_not_import_jsonschema() -> None:
     code = "import sys, pyrunc.ops.validate; print('jsonschema' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[3])
     assert out.stdout.strip() == "False"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pyrunc.ops.validate import load_schema, schema_dir, schema_errors
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO.parent / "shared" / "reference" / "runtime-spec" / "schema" / "test"
 KINDS = ("config", "state", "features")
 

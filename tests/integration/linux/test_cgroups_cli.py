@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cgroups_manager import proc_state
+from proc_helpers import proc_state
 from testlib import Bundle, Runtime, cgroup_mounts
 
 pytestmark = pytest.mark.requires("root", "busybox", "cgroup-v1")

@@ -23,7 +23,7 @@ from pyctr_fixtures import (
 
 # pyctr drives any runc-compatible runtime: pyrunc (the installed one, as `make test` exports
 # it) and runc, side by side.
-_PYRUNC = os.environ.get("PYRUNC") or str(Path(__file__).resolve().parents[2] / ".venv/bin/pyrunc")
+_PYRUNC = os.environ.get("PYRUNC") or str(Path(__file__).resolve().parents[3] / ".venv/bin/pyrunc")
 RUNTIMES = [r for r in os.environ.get("PYCTR_TEST_RUNTIMES", f"{_PYRUNC},runc").split(",") if r]
 pytestmark = pytest.mark.requires("root", "cmd:docker-registry", "cmd:skopeo", "busybox")
 
@@ -165,7 +165,7 @@ def test_tty_run_and_exec(pyctr: Pyctr, image: str) -> None:
         cmd = " ".join([sys.executable, "-m", "pyctr", "--root", str(pyctr.root), "--runtime",
                         pyctr.runtime, *args])
         return subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
-                              timeout=60, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2])))
+                              timeout=60, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[3])))
     r = in_pty("run", "--rm", "-t", image, "sh", "-c", "'tty; echo $TERM; exit 5'")
     assert r.returncode == 5 and r.stdout.split() == ["/dev/pts/0", "xterm"]
     pyctr.run("run", "-d", "--name", "pc-tty", image, "sleep", "100")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pyrunc.sys import oslite
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 PATHS = ["", "/", "//", "a", "/a", "a/", "/a//b/", "a/b/../c", "/a/./b/.", "../x", "/..", "//a",
          "/run/pyrunc/id", "rootfs", "./rootfs/", "a/b/c/../../d"]
