@@ -46,10 +46,12 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
     c = container.load(root, cid)
     with c.locked():
         status = c.status()
-        state.check_transition(status, "kill", cid)
         if all_processes and c.data.get("cgroup"):
+            # As runc: every process left in the container's cgroup, whatever the init's status
+            # (without a pid namespace a stopped container's children can outlive its init).
             c.cgroup().signal_all(sig)
             return
+        state.check_transition(status, "kill", cid)
         signal_init(c, sig)
 
 

@@ -311,3 +311,15 @@ def test_launcher_started_through_symlinks(runtime, tmp_path):
     assert r.rc == 0 and "pyrunc version" in r.out, r.err
     r = linked.run("state", "no-such-id")
     assert r.rc == 1 and "does not exist" in r.err
+
+
+def test_kill_all_of_a_stopped_container(runtime, make_bundle, cid):
+    """runc: `kill --all` signals whatever is left in the cgroup, whatever the init's status; of a
+    stopped container it succeeds (plain kill says it is not running)."""
+    b = make_bundle("true")
+    assert create(runtime, b, cid)[0] == 0
+    assert runtime.run("start", cid).rc == 0
+    wait_status(runtime, cid, "stopped")
+    assert runtime.run("kill", "--all", cid, "KILL").rc == 0
+    r = runtime.run("kill", cid, "KILL")
+    assert r.rc == 1 and "container not running" in r.err
