@@ -447,7 +447,7 @@ class Init(Setup):
             self.cfg.console_fd = -1
 
     def step_paths(self) -> None:
-        rootfs.finish(self.cfg.config, self.devnull_fd)
+        rootfs.finish(self.cfg.config, self.cfg.mounts, self.devnull_fd)
         os.close(self.devnull_fd)
 
     def step_hostname(self) -> None:

@@ -49,7 +49,7 @@ class NsPlan:
         return flags
 
 
-def _map_text(mappings: list[dict[str, int]]) -> str:
+def map_text(mappings: list[dict[str, int]]) -> str:
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
@@ -61,8 +61,8 @@ def plan(config: dict[str, Any]) -> NsPlan:
             p.join[ns["type"]] = ns["path"]
         else:
             p.new.add(ns["type"])
-    p.uid_map = _map_text(linux_cfg.get("uidMappings", []))
-    p.gid_map = _map_text(linux_cfg.get("gidMappings", []))
+    p.uid_map = map_text(linux_cfg.get("uidMappings", []))
+    p.gid_map = map_text(linux_cfg.get("gidMappings", []))
     p.time_offsets = linux_cfg.get("timeOffsets", {})
     p.shared = {t for t in CLONE_FLAGS
                 if t not in p.new and (t not in p.join or rules.is_own_ns(t, p.join[t]))}

@@ -88,6 +88,7 @@ class MountOp:
     data: str = ""
     extensions: set[str] = field(default_factory=set)
     source_tree: int = -1  # a bind source cloned by the parent (see clone_bind_sources)
+    late_rdonly: bool = False  # a `ro` /dev: made read-only by `finish`, after its nodes
     uid_map: str = ""  # an idmapped mount's own mappings (uid_map text), else the container's
     gid_map: str = ""
 
@@ -148,26 +149,15 @@ def plan(config: dict[str, Any], bundle: str) -> list[MountOp]:
             if not op.is_bind:
                 raise SpecError(f"mounts[{i}].options: idmapped mounts are bind mounts here "
                                 f"(add bind or rbind)")
-            op.uid_map = _map_text(m.get("uidMappings") or [])
-            op.gid_map = _map_text(m.get("gidMappings") or [])
-        if _dev_read_only(op):
+            from pyrunc.linux.namespaces import map_text
+
+            op.uid_map = map_text(m.get("uidMappings") or [])
+            op.gid_map = map_text(m.get("gidMappings") or [])
+        if op.destination == "/dev" and not op.is_bind and op.flags & L.MS_RDONLY:
             op.flags &= ~L.MS_RDONLY  # devices and links go in first: `finish` makes it read-only
+            op.late_rdonly = True
         ops.append(op)
     return ops
-
-
-def _dev_read_only(op: MountOp) -> bool:
-    return op.destination == "/dev" and not op.is_bind and bool(op.flags & L.MS_RDONLY)
-
-
-def _read_only_dev(config: dict[str, Any]) -> bool:
-    """A `ro` /dev mount (not a bind): read-only once its nodes are made, as runc does."""
-    for m in config.get("mounts", []):
-        op = parse_options(m.get("options", []))
-        op.destination = os.path.normpath(m["destination"])
-        if _dev_read_only(op):
-            return True
-    return False
 
 
 def needs_dev_setup(ops: list[MountOp]) -> bool:
@@ -289,10 +279,6 @@ def _locked_flags(fd: int) -> int:
             os.ST_NOATIME: L.MS_NOATIME, os.ST_NODIRATIME: L.MS_NODIRATIME,
             os.ST_RELATIME: L.MS_RELATIME, os.ST_RDONLY: L.MS_RDONLY}
     return sum(ms for st, ms in bits.items() if f & st)
-
-
-def _map_text(mappings: list[dict[str, int]]) -> str:
-    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
 def is_idmapped(op: MountOp) -> bool:
@@ -850,7 +836,7 @@ def readonly_paths(paths: list[str]) -> None:
                   lambda _root, _path, fd: _move_clone(fd, fd, recursive=True, rdonly=True))
 
 
-def finish(config: dict[str, Any], devnull_fd: int) -> None:
+def finish(config: dict[str, Any], ops: list[MountOp], devnull_fd: int) -> None:
     """After pivot_root: masked and read-only paths, root propagation, a read-only root."""
     linux_cfg = config.get("linux", {})
     mask_paths(linux_cfg.get("maskedPaths", []), devnull_fd)
@@ -861,7 +847,7 @@ def finish(config: dict[str, Any], devnull_fd: int) -> None:
             L.mount(None, "/", None, PROPAGATION[prop])
         if config.get("root", {}).get("readonly"):
             L.mount_setattr(-100, "/", 0, L.MOUNT_ATTR_RDONLY)  # AT_FDCWD; the root mount alone
-        if _read_only_dev(config):
+        if any(op.late_rdonly for op in ops):
             L.mount_setattr(-100, "/dev", 0, L.MOUNT_ATTR_RDONLY)  # /dev alone, not /dev/pts...
     except OSError as exc:
         raise MountError(f"finishing the root mount: {exc.strerror}") from exc
