@@ -8,7 +8,8 @@ MYPY = False
 if MYPY:
     from collections.abc import Callable as Callable
     from collections.abc import Iterator as Iterator
+    from collections.abc import Mapping as Mapping
     from typing import Any as Any
     from typing import TextIO as TextIO
 else:
-    Any = TextIO = Callable = Iterator = object
+    Any = TextIO = Callable = Iterator = Mapping = object

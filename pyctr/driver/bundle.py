@@ -113,7 +113,7 @@ def default_mounts() -> list[dict[str, Any]]:
     """The runtime-spec defaults (as `runc spec` writes them), /proc as docker mounts it."""
     from pyrunc.spec.specgen import default_spec
 
-    mounts: list[dict[str, Any]] = default_spec()["mounts"]
+    mounts: list[dict[str, Any]] = [dict(m) for m in default_spec()["mounts"]]
     for m in mounts:
         if m["destination"] == "/proc":
             m["options"] = ["nosuid", "noexec", "nodev"]

@@ -11,9 +11,15 @@ from __future__ import annotations
 import sys
 
 from pyrunc import OCI_VERSION, VERSION, log
-from pyrunc._typing import Any, Callable
+from pyrunc._typing import MYPY, Callable
 from pyrunc.errors import PyruncError
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.ops.create import CreateOptions
+
+    # a flag's value: its string, True/False for a switch, every string of a repeatable one
+    FlagValue = str | bool | list[str]
 
 # flag spec: canonical name -> (aliases, takes a value, repeatable)
 Flags = dict[str, tuple[tuple[str, ...], bool, bool]]
@@ -70,8 +76,20 @@ class UsageError(PyruncError):
 
 class Parsed:
     def __init__(self) -> None:
-        self.flags: dict[str, Any] = {}
+        self.flags: dict[str, FlagValue] = {}
         self.args: list[str] = []
+
+    def text(self, name: str, default: str) -> str:
+        """A value flag, or `default` when it was not given."""
+        value = self.flags.get(name, default)
+        return value if isinstance(value, str) else default
+
+    def opt(self, name: str) -> str | None:
+        value = self.flags.get(name)
+        return value if isinstance(value, str) else None
+
+    def on(self, name: str) -> bool:
+        return bool(self.flags.get(name))
 
 
 def _lookup(flags: Flags, name: str) -> str | None:
@@ -107,7 +125,9 @@ def parse(argv: list[str], flags: Flags, stop_at_arg: bool) -> Parsed:
         elif not takes:
             value = value if eq else "true"
         if many:
-            out.flags.setdefault(canon, []).append(value)
+            values = out.flags.setdefault(canon, [])
+            if isinstance(values, list):
+                values.append(value)
         else:
             out.flags[canon] = value if takes else value.lower() not in ("false", "0")
     return out
@@ -125,7 +145,7 @@ def split_global(argv: list[str]) -> tuple[Parsed, str | None, list[str]]:
 
 
 class Ctx:
-    def __init__(self, root: str, g: dict[str, Any], p: Parsed) -> None:
+    def __init__(self, root: str, g: dict[str, FlagValue], p: Parsed) -> None:
         self.root = root
         self.g = g
         self.p = p
@@ -139,18 +159,17 @@ class Ctx:
         if len(self.p.args) != n:
             raise UsageError(f"requires exactly {n} argument(s), got {len(self.p.args)}")
 
-    def f(self, name: str, default: Any = None) -> Any:
-        return self.p.flags.get(name, default)
 
 
-def _create_opts(ctx: Ctx) -> Any:
+def _create_opts(ctx: Ctx) -> CreateOptions:
     from pyrunc.ops.create import CreateOptions
 
+    p = ctx.p
     return CreateOptions(
-        bundle=ctx.f("bundle", "."), pid_file=ctx.f("pid-file"),
-        console_socket=ctx.f("console-socket"), no_pivot=bool(ctx.f("no-pivot")),
-        no_new_keyring=bool(ctx.f("no-new-keyring")),
-        preserve_fds=_int(ctx.f("preserve-fds", "0"), "--preserve-fds"),
+        bundle=p.text("bundle", "."), pid_file=p.opt("pid-file"),
+        console_socket=p.opt("console-socket"), no_pivot=p.on("no-pivot"),
+        no_new_keyring=p.on("no-new-keyring"),
+        preserve_fds=_int(p.text("preserve-fds", "0"), "--preserve-fds"),
         systemd_cgroup=bool(ctx.g.get("systemd-cgroup")),
         rootless=rootless(ctx.g.get("rootless", "auto")))
 
@@ -199,8 +218,8 @@ def cmd_run(ctx: Ctx) -> int:
 
     ctx.exactly(1)
     _guard()
-    return run(ctx.root, ctx.arg(0), _create_opts(ctx), detach=bool(ctx.f("detach")),
-               keep=bool(ctx.f("keep")))
+    return run(ctx.root, ctx.arg(0), _create_opts(ctx), detach=ctx.p.on("detach"),
+               keep=ctx.p.on("keep"))
 
 
 def cmd_start(ctx: Ctx) -> int:
@@ -227,7 +246,7 @@ def cmd_kill(ctx: Ctx) -> int:
     if not 1 <= len(ctx.p.args) <= 2:
         raise UsageError("usage: kill [--all] <container-id> [signal]")
     sig = parse_signal(ctx.p.args[1] if len(ctx.p.args) > 1 else "SIGTERM")
-    kill(ctx.root, ctx.arg(0), sig, bool(ctx.f("all")))
+    kill(ctx.root, ctx.arg(0), sig, ctx.p.on("all"))
     return 0
 
 
@@ -235,14 +254,14 @@ def cmd_delete(ctx: Ctx) -> int:
     from pyrunc.ops.delete import delete
 
     ctx.exactly(1)
-    delete(ctx.root, ctx.arg(0), bool(ctx.f("force")))
+    delete(ctx.root, ctx.arg(0), ctx.p.on("force"))
     return 0
 
 
 def cmd_list(ctx: Ctx) -> int:
     from pyrunc.ops.listing import listing
 
-    sys.stdout.write(listing(ctx.root, ctx.f("format", "table"), bool(ctx.f("quiet"))))
+    sys.stdout.write(listing(ctx.root, ctx.p.text("format", "table"), ctx.p.on("quiet")))
     return 0
 
 
@@ -265,7 +284,7 @@ def cmd_resume(ctx: Ctx) -> int:
 def cmd_ps(ctx: Ctx) -> int:
     from pyrunc.ops.ps import ps
 
-    sys.stdout.write(ps(ctx.root, ctx.arg(0), ctx.f("format", "table"), ctx.p.args[1:]))
+    sys.stdout.write(ps(ctx.root, ctx.arg(0), ctx.p.text("format", "table"), ctx.p.args[1:]))
     return 0
 
 
@@ -273,9 +292,11 @@ def cmd_update(ctx: Ctx) -> int:
     from pyrunc.ops import update
 
     ctx.exactly(1)
-    flags = {k: v for k, v in ctx.p.flags.items() if k != "resources"}
-    if ctx.f("resources"):
-        resources = update.load_resources(ctx.f("resources"), sys.stdin)
+    # every flag of update takes a value (a string)
+    flags = {k: v for k, v in ctx.p.flags.items() if k != "resources" and isinstance(v, str)}
+    resources_file = ctx.p.opt("resources")
+    if resources_file:
+        resources = update.load_resources(resources_file, sys.stdin)
     else:
         resources = update.resources_from_flags(flags)
     update.update(ctx.root, ctx.arg(0), resources)
@@ -286,8 +307,8 @@ def cmd_events(ctx: Ctx) -> int:
     from pyrunc.ops.events import events, parse_interval
 
     ctx.exactly(1)
-    return events(ctx.root, ctx.arg(0), stats=bool(ctx.f("stats")),
-                  interval=parse_interval(ctx.f("interval", "5s")), out=sys.stdout)
+    return events(ctx.root, ctx.arg(0), stats=ctx.p.on("stats"),
+                  interval=parse_interval(ctx.p.text("interval", "5s")), out=sys.stdout)
 
 
 def cmd_exec(ctx: Ctx) -> int:
@@ -309,7 +330,7 @@ def cmd_spec(ctx: Ctx) -> int:
     from pyrunc.spec.specgen import write_spec
 
     ctx.exactly(0)
-    write_spec(ctx.f("bundle", "."), bool(ctx.f("rootless")))
+    write_spec(ctx.p.text("bundle", "."), ctx.p.on("rootless"))
     return 0
 
 
@@ -325,7 +346,7 @@ def cmd_features(ctx: Ctx) -> int:
 def cmd_validate(ctx: Ctx) -> int:
     from pyrunc.ops.validate import check_bundle
 
-    problems, warnings = check_bundle(os.path.abspath(ctx.f("bundle", ".")))
+    problems, warnings = check_bundle(os.path.abspath(ctx.p.text("bundle", ".")))
     for line in warnings:
         sys.stderr.write("warning: " + line + "\n")
     for line in problems:
@@ -447,17 +468,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         g, command, rest = split_global(argv)
-        log.configure(g.flags.get("log"), g.flags.get("log-format", "text"), bool(g.flags.get("debug")))
-        if g.flags.get("version"):
+        log.configure(g.opt("log"), g.text("log-format", "text"), g.on("debug"))
+        if g.on("version"):
             sys.stdout.write(version())
             return 0
         command = "help" if command == "h" else command
         if command == "help" and rest and rest[0] in HANDLERS:
             sys.stdout.write(command_help(rest[0]))
             return 0
-        if command is None or g.flags.get("help") or command == "help":
+        if command is None or g.on("help") or command == "help":
             sys.stdout.write(USAGE)
-            return 0 if command == "help" or g.flags.get("help") else 1
+            return 0 if command == "help" or g.on("help") else 1
         if command not in HANDLERS:
             raise UsageError(f"No help topic for '{command}'")
         flags, stop = COMMANDS[command]
@@ -466,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(command_help(command))
             return 0
         log.debug(f"pyrunc {VERSION}: {command} {' '.join(parsed.args[:1])}".rstrip())
-        ctx = Ctx(os.path.abspath(g.flags.get("root") or default_root()), g.flags, parsed)
+        ctx = Ctx(os.path.abspath(g.opt("root") or default_root()), g.flags, parsed)
         return HANDLERS[command](ctx)
     except PyruncError as exc:
         log.error(str(exc))

@@ -8,10 +8,15 @@ for a live container, and signals go through a pidfd opened and then re-verified
 from __future__ import annotations
 
 from pyrunc import OCI_VERSION
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.container import state
 from pyrunc.errors import ContainerNotFound
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.container.state import State
+    from pyrunc.linux.cgroups import Manager
+    from pyrunc.spec.types import Config, OCIState
 
 
 def proc_stat(pid: int) -> tuple[str, int] | None:
@@ -31,7 +36,7 @@ def alive(pid: int, start: int | None) -> bool:
 
 
 class Container:
-    def __init__(self, root: str, cid: str, data: dict[str, Any]) -> None:
+    def __init__(self, root: str, cid: str, data: State) -> None:
         self.root = root
         self.id = cid
         self.data = data
@@ -50,8 +55,9 @@ class Container:
         return str(self.data.get("bundle", ""))
 
     @property
-    def config(self) -> dict[str, Any]:
-        return self.data.get("config") or {}  # type: ignore[no-any-return]
+    def config(self) -> Config:
+        # A damaged state.json without its config reads as an empty one: delete still works.
+        return self.data.get("config") or {}  # type: ignore[return-value]
 
     @property
     def fifo(self) -> str:
@@ -71,7 +77,7 @@ class Container:
             return "paused"
         return "running"
 
-    def cgroup(self) -> Any:
+    def cgroup(self) -> Manager:
         from pyrunc.linux import cgroups
 
         return cgroups.from_state(self.data["cgroup"])
@@ -82,10 +88,10 @@ class Container:
     def save(self, sync: bool = True) -> None:
         state.write(self.root, self.id, self.data, sync)
 
-    def oci_state(self, status: str | None = None) -> dict[str, Any]:
+    def oci_state(self, status: str | None = None) -> OCIState:
         """The runtime-spec state: what `state` prints and what hooks read on stdin."""
         status = status or self.status()
-        out: dict[str, Any] = {
+        out: OCIState = {
             "ociVersion": OCI_VERSION, "id": self.id,
             "pid": self.pid if status != "stopped" else 0, "status": status,
             "bundle": self.bundle, "rootfs": self.data.get("rootfs", ""),

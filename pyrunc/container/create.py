@@ -8,12 +8,20 @@ LSM, process attributes). After that, each thing made is undone if a later step 
 from __future__ import annotations
 
 from pyrunc import log, spec
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.container import Container, proc_stat, process, state
 from pyrunc.errors import ConsoleError
 from pyrunc.linux import namespaces, rootfs
 from pyrunc.records import dataclass, field
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.container.state import State
+    from pyrunc.linux.caps import CapPlan
+    from pyrunc.linux.cgroups import Manager
+    from pyrunc.linux.rootfs import HostMounts
+    from pyrunc.spec.types import Config, Hooks, OCIState
+    from pyrunc.sys import sockets
 
 
 @dataclass
@@ -27,7 +35,7 @@ class CreateOptions:
     systemd_cgroup: bool = False
     rootless: bool = False
     own_console: bool = False  # `run` in the foreground keeps the pty master itself...
-    console_ours: Any = None  # ...and receives it on this socket (set by create)
+    console_ours: sockets.Socket | None = None  # ...and receives it on this socket (by create)
     extra_env: list[str] = field(default_factory=list)
     # fsync the final state.json: it outlives the command. `run` in the foreground without --keep
     # deletes the container before it returns, so its state is atomic (temp + rename) but not
@@ -35,7 +43,7 @@ class CreateOptions:
     durable_state: bool = True
 
 
-def check_security(config: dict[str, Any]) -> Any:
+def check_security(config: Config) -> CapPlan:
     """The checks of the security mechanisms that need no privileges; returns the caps plan."""
     from pyrunc.linux import caps
 
@@ -79,8 +87,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         return _create_locked(root, cid, bundle, config, ops, cap_plan, opts, lock_fd)
 
 
-def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
-                   ops: list[rootfs.MountOp], cap_plan: Any, opts: CreateOptions,
+def _create_locked(root: str, cid: str, bundle: str, config: Config,
+                   ops: list[rootfs.MountOp], cap_plan: CapPlan, opts: CreateOptions,
                    lock_fd: int | None) -> Container:
     from pyrunc.linux import cgroups
 
@@ -109,7 +117,7 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
             # The final state.json is written and fsynced while the init sets itself up; it is
             # renamed into place only once the init is ready.
             st = proc_stat(pid)
-            c.data.update(pid=pid, pid_start=st[1] if st else None)
+            c.data.update({"pid": pid, "pid_start": st[1] if st else None})
             ready_state.append(state.prepare(root, cid, c.data, opts.durable_state))
 
         if "mount" in cfg.ns.shared:
@@ -122,7 +130,7 @@ def _create_locked(root: str, cid: str, bundle: str, config: dict[str, Any],
         else:  # the first child forked the init (user namespace), or mounts to record
             os.unlink(ready_state[0])
             st = proc_stat(pid)
-            c.data.update(pid=pid, pid_start=st[1] if st else None)
+            c.data.update({"pid": pid, "pid_start": st[1] if st else None})
             if host_mounts:
                 c.data["hostMounts"] = host_mounts
             c.save(opts.durable_state)
@@ -141,13 +149,13 @@ class Made:
 
     def __init__(self, root: str, cid: str) -> None:
         self.root, self.cid = root, cid
-        self.cgroup: Any = None
+        self.cgroup: Manager | None = None
         self.pid = 0
         self.fds: list[int] = []
         # No mount namespace of its own: the rootfs, and the mounts under it before the init.
         self.shared_mnt: tuple[str, list[tuple[int, str]]] | None = None
 
-    def host_mounts(self) -> dict[str, Any] | None:
+    def host_mounts(self) -> HostMounts | None:
         return rootfs.host_mounts(*self.shared_mnt) if self.shared_mnt else None
 
     def close_fds(self) -> None:
@@ -170,7 +178,7 @@ class Made:
         state.remove_dir(os.path.join(self.root, self.cid))
 
 
-def _initial_data(cid: str, bundle: str, config: dict[str, Any], mgr: Any) -> dict[str, Any]:
+def _initial_data(cid: str, bundle: str, config: Config, mgr: Manager) -> State:
     return {
         "id": cid, "bundle": bundle, "rootfs": spec.rootfs_path(config, bundle),
         "created": log.rfc3339(), "owner": "", "annotations": config.get("annotations") or {},
@@ -178,7 +186,7 @@ def _initial_data(cid: str, bundle: str, config: dict[str, Any], mgr: Any) -> di
     }
 
 
-def _init_config(c: Container, config: dict[str, Any], ops: list[rootfs.MountOp], cap_plan: Any,
+def _init_config(c: Container, config: Config, ops: list[rootfs.MountOp], cap_plan: CapPlan,
                  opts: CreateOptions, made: Made) -> process.InitConfig:
     fifo = c.fifo
     os.mkfifo(fifo, 0o622)
@@ -218,14 +226,14 @@ def _extra_env(opts: CreateOptions) -> list[str]:
     return env
 
 
-def _parent_hooks(c: Container, hooks: dict[str, Any], name: str, pid: int) -> None:
+def _parent_hooks(c: Container, hooks: Hooks, name: str, pid: int) -> None:
     from pyrunc.container import hooks as hookmod
 
     if name == "seccomp":
         _seccomp_listener(c, pid)
         return
     # "created": hooks are steps 3-5 of runtime.md's lifecycle, after step 2 ("creating")
-    st = {**c.oci_state("created"), "pid": pid}
+    st: OCIState = {**c.oci_state("created"), "pid": pid}
     hookmod.run_all(hooks.get("prestart", []), "prestart", st)
     hookmod.run_all(hooks.get("createRuntime", []), "createRuntime", st)
 
@@ -238,7 +246,7 @@ def _seccomp_listener(c: Container, notify_fd: int) -> None:
                              c.oci_state("creating"), notify_fd)
 
 
-def _on_forked(config: dict[str, Any], pid: int) -> None:
+def _on_forked(config: Config, pid: int) -> None:
     oom = config["process"].get("oomScoreAdj")
     if oom is not None:
         try:

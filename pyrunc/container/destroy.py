@@ -11,10 +11,13 @@ import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import time
 
 from pyrunc import container, log
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.container import state
 from pyrunc.errors import ContainerNotFound, PyruncError, StateError
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.linux.cgroups import Manager
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
@@ -70,7 +73,7 @@ def destroy(c: container.Container) -> None:
     poststop(c)
 
 
-def _default_cgroup(cid: str) -> Any:
+def _default_cgroup(cid: str) -> Manager:
     """The cgroups of a container whose state says nothing usable: where create puts them."""
     from pyrunc.linux import cgroups
 

@@ -19,15 +19,19 @@ import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import select
 from posix import environ as _runtime_environ  # bytes -> bytes: the runtime's own
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import HookError
 from pyrunc.sys import jsonfast
 from pyrunc.sys import oslite as os
 
+if MYPY:
+    from pyrunc.spec.types import Hook, OCIState
+
 _IN_CONTAINER = ("createContainer", "startContainer")
 
 
-def hook_env(hook: dict[str, Any], name: str, default_env: list[str] | None = None) -> Any:
+def hook_env(hook: Hook, name: str,
+             default_env: list[str] | None = None) -> dict[bytes, bytes] | dict[str, str]:
     """The environment a hook runs with: its own `env`, else `default_env`, else the runtime's."""
     env = hook.get("env")
     if env is None:
@@ -37,7 +41,7 @@ def hook_env(hook: dict[str, Any], name: str, default_env: list[str] | None = No
     return dict(e.partition("=")[::2] for e in env)
 
 
-def _spawn(hook: dict[str, Any], name: str, stdin_r: int, out_w: int,
+def _spawn(hook: Hook, name: str, stdin_r: int, out_w: int,
            default_env: list[str] | None) -> int:
     actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                (os.POSIX_SPAWN_DUP2, out_w, 2)]
@@ -75,7 +79,7 @@ def _collect(pid: int, out_r: int, timeout: float | None) -> tuple[int | None, b
         os.close(pidfd)
 
 
-def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any],
+def run(hook: Hook, name: str, index: int, state: OCIState,
         default_env: list[str] | None = None) -> None:
     path = hook.get("path", "")
     what = f"{name} hook #{index} ({path})"
@@ -110,7 +114,7 @@ def run(hook: dict[str, Any], name: str, index: int, state: dict[str, Any],
         raise HookError(f"error running {what}: exit status {code}" + (f": {tail}" if tail else ""))
 
 
-def run_all(hooks: list[dict[str, Any]], name: str, state: dict[str, Any],
+def run_all(hooks: list[Hook], name: str, state: OCIState,
             tolerate: bool = False, default_env: list[str] | None = None) -> list[str]:
     """Run hooks in order; with `tolerate`, failures are returned instead of raised."""
     failures = []

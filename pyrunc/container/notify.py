@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.sys import oslite as os
 
-MYPY = False
 if MYPY:
     import socket
+
+    from pyrunc.linux.rootfs import MountOp
 
 DIR = "notify"
 CONTAINER_DIR = "/run/notify"
@@ -34,7 +35,7 @@ def wanted() -> bool:
     return bool(os.getenv("NOTIFY_SOCKET"))
 
 
-def prepare(state_dir: str, ops: list[Any]) -> str:
+def prepare(state_dir: str, ops: list[MountOp]) -> str:
     """At create: make the host directory, add its bind mount to `ops`; returns the env entry."""
     from pyrunc.linux import rootfs
 

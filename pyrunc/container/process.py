@@ -28,7 +28,7 @@
 
 With a user namespace a first child unshares it, sends "userns" and waits while the parent writes
 its id maps; it then makes the other namespaces, forks the init, sends {"pid": N} and exits.
-Any failure on the child side is sent as {"error": msg, "step": name}; the init then _exits(1),
+Every failure on the child side is sent as {"error": msg, "step": name}; the init then _exits(1),
 and the parent reports it with the step. Children leave with os._exit only.
 """
 
@@ -38,7 +38,7 @@ import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import stat
 
 from pyrunc import spec
-from pyrunc._typing import Any, Callable
+from pyrunc._typing import MYPY, Callable
 from pyrunc.container import barrier
 from pyrunc.errors import InitError, PyruncError, SpecError
 from pyrunc.linux import namespaces, rootfs
@@ -48,6 +48,20 @@ from pyrunc.spec import rules
 from pyrunc.sys import jsonfast, linux, sockets
 from pyrunc.sys import oslite as os
 
+if MYPY:
+    from typing import TypedDict
+
+    from pyrunc.linux.caps import CapPlan
+    from pyrunc.linux.cgroups import Manager
+    from pyrunc.linux.rootfs import MountContext
+    from pyrunc.linux.seccomp import Filter
+    from pyrunc.spec.types import Config, Hook, HookName, Linux, OCIState, Process
+
+    # A message on the sync socket (the diagram above): one of these keys, or error+step.
+    Msg = TypedDict("Msg", {  # noqa: UP013 (one table of the protocol's keys)
+        "joined": bool, "hooks": bool, "go": bool, "userns": bool, "seccomp_fd": bool,
+        "ready": bool, "pid": int, "error": str, "step": str}, total=False)
+
 
 @dataclass
 class InitConfig:
@@ -56,34 +70,34 @@ class InitConfig:
     cid: str
     bundle: str
     rootfs: str
-    config: dict[str, Any]
+    config: Config
     ns: namespaces.NsPlan
     mounts: list[MountOp]
+    cap_plan: CapPlan
+    state_for_hooks: Callable[[str, int], OCIState]  # (status, init pid) -> the OCI state
     fifo_fd: int = -1
     console_fd: int = -1
     no_pivot: bool = False
     preserve_fds: int = 0
     extra_env: list[str] = field(default_factory=list)
-    cap_plan: Any = None
     close_in_child: list[int] = field(default_factory=list)  # the state lock, above all
-    cgroups: Any = None  # the cgroups.Manager, already created
+    cgroups: Manager | None = None  # already created
     run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
-    state_for_hooks: Callable[[str, int], dict[str, Any]] | None = None
 
     @property
-    def process(self) -> dict[str, Any]:
-        return self.config["process"]  # type: ignore[no-any-return]
+    def process(self) -> Process:
+        return self.config["process"]
 
     @property
-    def linux(self) -> dict[str, Any]:
-        return self.config.get("linux", {})  # type: ignore[no-any-return]
+    def linux(self) -> Linux:
+        return self.config.get("linux", {})
 
-    def hooks(self, name: str) -> list[dict[str, Any]]:
-        return self.config.get("hooks", {}).get(name, [])  # type: ignore[no-any-return]
+    def hooks(self, name: HookName) -> list[Hook]:
+        return self.config.get("hooks", {}).get(name, [])
 
 
 # --- messages ----------------------------------------------------------------------------------
-def send(sock: sockets.Socket, msg: dict[str, Any]) -> None:
+def send(sock: sockets.Socket, msg: Msg) -> None:
     try:
         sock.send(jsonfast.dumps(msg).encode())
     except (BrokenPipeError, ConnectionResetError):
@@ -102,11 +116,11 @@ def recv_bytes(sock: sockets.Socket) -> bytes:
         return sock.recv(65536)
 
 
-def recv(sock: sockets.Socket, step: str) -> dict[str, Any]:
+def recv(sock: sockets.Socket, step: str) -> Msg:
     data = recv_bytes(sock)
     if not data:
         raise InitError(step, "the other side of the sync socket went away")
-    msg: dict[str, Any] = jsonfast.loads(data)
+    msg: Msg = jsonfast.loads(data)
     if "error" in msg:
         raise InitError(msg.get("step", step), msg["error"])
     return msg
@@ -134,8 +148,8 @@ class Setup:
 
     STEPS: tuple[str, ...] = ()
 
-    def __init__(self, process: dict[str, Any], linux_cfg: dict[str, Any], userns: bool,
-                 cap_plan: Any, extra_env: list[str], sock: sockets.Socket,
+    def __init__(self, process: Process, linux_cfg: Linux, userns: bool,
+                 cap_plan: CapPlan, extra_env: list[str], sock: sockets.Socket,
                  close_in_child: list[int]) -> None:
         self.process = process
         self.linux_cfg = linux_cfg
@@ -144,7 +158,7 @@ class Setup:
         self.extra_env = extra_env
         self.sock = sock
         self.close_in_child = close_in_child
-        self.seccomp_filter: Any = None
+        self.seccomp_filter: Filter | None = None
         self.keep_fds = 3  # fds below this reach the workload (stdio, preserved fds)
         self.pdeathsig = 0  # the parent's pid, when we die with it until ready
         self.argv0 = ""
@@ -310,6 +324,7 @@ class Setup:
     def load_seccomp(self) -> None:
         from pyrunc.linux import seccomp
 
+        assert self.seccomp_filter is not None  # seccomp_point() is "" without one
         notify_fd = seccomp.load(self.seccomp_filter)
         if notify_fd is not None:
             send(self.sock, {"seccomp_fd": True})
@@ -358,7 +373,7 @@ class Init(Setup):
         if self.cfg.cgroups is not None and not self.cfg.ns.userns:
             self.cfg.cgroups.join_self()
 
-    def expect(self, key: str, step: str) -> dict[str, Any]:
+    def expect(self, key: str, step: str) -> Msg:
         """The next message carrying `key`; the parent's "joined" may arrive in between."""
         while True:
             msg = recv(self.sock, step)
@@ -386,8 +401,10 @@ class Init(Setup):
             namespaces.loopback_up()  # runc does: a new network namespace has lo down
 
     def step_rootfs(self) -> None:
-        ctx = {"cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
-               "cgroup_dirs": list(self.cfg.cgroups.paths().values()) if self.cfg.cgroups else []}
+        ctx: MountContext = {
+            "cgroupns": "cgroup" in self.cfg.ns.new or "cgroup" in self.cfg.ns.join,
+            "cgroup_dirs": list(self.cfg.cgroups.paths().values()) if self.cfg.cgroups else [],
+        }
         self.devnull_fd = rootfs.open_devnull()
         rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
                        before_pivot=self._before_pivot, shared_mnt="mount" in self.cfg.ns.shared)
@@ -400,7 +417,7 @@ class Init(Setup):
             from pyrunc.container import hooks
 
             # "created": runtime.md's states put hooks after step 2 (crun does; runc says creating)
-            st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
+            st = self.cfg.state_for_hooks("created", os.getpid())
             hooks.run_all(self.cfg.hooks("createContainer"), "createContainer", st,
                           default_env=self.process.get("env", []) + self.cfg.extra_env)
 
@@ -473,6 +490,7 @@ class Init(Setup):
         if self.seccomp_point() == "exec" and self.barrier_fd >= 0:
             from pyrunc.linux import seccomp
 
+            assert self.seccomp_filter is not None  # seccomp_point() is "" without one
             self.bpf = seccomp.export(self.seccomp_filter)
 
     def step_ready(self) -> None:
@@ -498,7 +516,7 @@ class Init(Setup):
             if self.cfg.hooks("startContainer"):
                 from pyrunc.container import hooks
 
-                st = self.cfg.state_for_hooks("created", os.getpid()) if self.cfg.state_for_hooks else {}
+                st = self.cfg.state_for_hooks("created", os.getpid())
                 hooks.run_all(self.cfg.hooks("startContainer"), "startContainer", st,
                               default_env=self.env)
             self.seccomp_before_exec()
@@ -576,7 +594,7 @@ def find_executable(name: str, env: list[str]) -> str:
             st = os.stat(c)
         except OSError:
             continue
-        # Any execute bit, as runc's exec.LookPath: access(2) would ignore the capabilities the
+        # An execute bit for anyone, as runc's exec.LookPath: access(2) would ignore the capabilities the
         # process gets (CAP_DAC_OVERRIDE), and execve itself has the last word.
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return c
@@ -658,7 +676,7 @@ def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
     return pid
 
 
-def fork_into(cgroups: Any) -> tuple[int, bool]:
+def fork_into(cgroups: Manager | None) -> tuple[int, bool]:
     """fork; the child born in the cgroup2 directory of `cgroups` (a cgroups.Manager) when there
     is one. Returns (pid, born there?)."""
     unified = cgroups.unified_dir() if cgroups is not None else None

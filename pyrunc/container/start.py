@@ -11,10 +11,13 @@ from __future__ import annotations
 import errno
 
 from pyrunc import container, log
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.container import state
 from pyrunc.errors import HookError, InvalidState
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    import socket
 
 
 def release(c: container.Container) -> None:
@@ -55,7 +58,7 @@ def start(root: str, cid: str) -> None:
         notify.wait_and_forward(ready, c.pid)
 
 
-def _notify_socket(c: container.Container) -> Any:
+def _notify_socket(c: container.Container) -> socket.socket | None:
     """sd_notify's socket when the caller set NOTIFY_SOCKET (pyrunc.container.notify is loaded
     only then: most starts never need it)."""
     if not os.getenv("NOTIFY_SOCKET"):

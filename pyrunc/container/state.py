@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fcntl
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import (
     ContainerExists,
     ContainerNotFound,
@@ -28,6 +28,28 @@ from pyrunc.errors import (
 )
 from pyrunc.sys import jsonfast
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from typing import TypedDict
+
+    from pyrunc.linux.cgroups.manager import CgroupState
+    from pyrunc.linux.rootfs import HostMounts
+    from pyrunc.spec.types import Config
+
+    class State(TypedDict, total=False):
+        """state.json: what create records of a container for the verbs that follow."""
+
+        id: str
+        bundle: str
+        rootfs: str
+        created: str
+        owner: str
+        annotations: dict[str, str]
+        config: Config
+        cgroup: CgroupState
+        pid: int  # 0 while "creating"
+        pid_start: int | None  # the init's start time: a recycled pid is not the init
+        hostMounts: HostMounts  # no mount namespace of its own: what delete unmounts
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
@@ -95,11 +117,11 @@ _STATE_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def read(root: str, cid: str) -> dict[str, Any]:
+def read(root: str, cid: str) -> State:
     path = os.path.join(container_dir(root, cid), STATE_FILE)
     try:
         with open(path, "rb") as f:
-            data = jsonfast.loads(f.read())
+            data: State = jsonfast.loads(f.read())  # the JSON boundary: checked below
     except FileNotFoundError as exc:
         raise ContainerNotFound(cid) from exc
     except (ValueError, OSError) as exc:
@@ -107,12 +129,12 @@ def read(root: str, cid: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise StateError(f"{path}: unreadable state: not a JSON object")
     for key, types in _STATE_TYPES.items():
-        if key in data and not isinstance(data[key], types):
+        if key in data and not isinstance(data.get(key), types):
             raise StateError(f"{path}: unreadable state: {key} has the wrong type")
     return data
 
 
-def write(root: str, cid: str, data: dict[str, Any], sync: bool = True) -> None:
+def write(root: str, cid: str, data: State, sync: bool = True) -> None:
     """Atomically replace state.json: temp file, fsync, rename. `sync=False` skips the fsync
     (still never a torn file for a reader): for create's "creating" marker only, which the same
     call replaces within milliseconds, fsynced; a crash in between leaves a half-made container
@@ -120,7 +142,7 @@ def write(root: str, cid: str, data: dict[str, Any], sync: bool = True) -> None:
     commit(prepare(root, cid, data, sync))
 
 
-def prepare(root: str, cid: str, data: dict[str, Any], sync: bool = True) -> str:
+def prepare(root: str, cid: str, data: State, sync: bool = True) -> str:
     """The first half of `write`: the temp file, written and fsynced (create does this while the
     init sets itself up); `commit` renames it into place."""
     d = container_dir(root, cid)

@@ -14,9 +14,15 @@ granted, and runc does the same. An unknown name (`CAP_TEST`) is an error, as ru
 from __future__ import annotations
 
 from pyrunc import log
+from pyrunc._typing import MYPY
 from pyrunc.errors import CapabilityError
 from pyrunc.records import dataclass, field
 from pyrunc.sys import linux
+
+if MYPY:
+    from collections.abc import Mapping
+
+    from pyrunc.spec.types import Capabilities
 
 CAPABILITIES: dict[str, int] = {name: bit for bit, name in enumerate((
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -63,7 +69,7 @@ def host_bounding() -> int:
     raise CapabilityError("no CapBnd line in /proc/self/status")
 
 
-def _mask(capabilities: dict, key: str) -> int:  # type: ignore[type-arg]
+def _mask(capabilities: Mapping[str, object], key: str) -> int:
     values = capabilities.get(key) or []
     if not isinstance(values, list):
         raise CapabilityError(f"process.capabilities.{key}: must be an array of strings")
@@ -77,7 +83,7 @@ def _mask(capabilities: dict, key: str) -> int:  # type: ignore[type-arg]
     return mask
 
 
-def plan(capabilities: dict | None, available: int | None = None) -> CapPlan:  # type: ignore[type-arg]
+def plan(capabilities: Capabilities | None, available: int | None = None) -> CapPlan:
     """Validate `process.capabilities` and resolve it against `available` (the host's bounding
     set by default). Unknown names raise; unavailable ones are dropped with a warning."""
     if capabilities is None:

@@ -12,10 +12,13 @@ import fcntl
 import struct
 import termios
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import ConsoleError
 from pyrunc.sys import linux, sockets
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.spec.types import ConsoleSize
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
@@ -24,7 +27,7 @@ TIOCGPTPEER = 0x5441
 def connect(path: str) -> int:
     """In the parent, before fork: the connected console socket (its fd goes to the init)."""
     try:
-        return sockets.connect(path).detach()  # type: ignore[no-any-return]
+        return sockets.connect(path).detach()
     except OSError as exc:
         raise ConsoleError(f"--console-socket {path}: {exc.strerror}") from exc
 
@@ -44,7 +47,7 @@ def recv_master(sock: sockets.Socket) -> int:
     return fds[0]
 
 
-def set_size(fd: int, size: dict[str, Any] | None) -> None:
+def set_size(fd: int, size: ConsoleSize | None) -> None:
     if size:
         fcntl.ioctl(fd, termios.TIOCSWINSZ,
                     struct.pack("HHHH", int(size.get("height", 0)), int(size.get("width", 0)), 0, 0))
@@ -71,7 +74,7 @@ def _bind_console(peer: int) -> None:
         os.close(root)
 
 
-def setup_init(sock_fd: int, size: dict[str, Any] | None, bind_console: bool = True) -> None:
+def setup_init(sock_fd: int, size: ConsoleSize | None, bind_console: bool = True) -> None:
     """After pivot_root (or setns for exec): make the pty, hand out the master, adopt the peer."""
     if sock_fd < 0:
         raise ConsoleError("process.terminal is true but no --console-socket was given")

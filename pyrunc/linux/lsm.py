@@ -13,9 +13,13 @@ land elsewhere (CVE-2019-16884: an AppArmor label written to a fake procfs).
 
 from __future__ import annotations
 
+from pyrunc._typing import MYPY
 from pyrunc.errors import LsmError
 from pyrunc.sys import calls, linux
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.spec.types import Linux, Process
 
 PROC_SUPER_MAGIC = 0x9FA0
 _PROC_ROOT_INO = 1
@@ -33,7 +37,7 @@ def selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def check(process: dict, linux_cfg: dict) -> None:  # type: ignore[type-arg]
+def check(process: Process, linux_cfg: Linux) -> None:
     if process.get("apparmorProfile") and not apparmor_enabled():
         raise LsmError("process.apparmorProfile: apparmor profile is specified but AppArmor is "
                        "not enabled on this host")
@@ -91,7 +95,7 @@ def _write_attr(names: tuple[str, ...], value: str, field: str) -> None:
     raise LsmError(f"{field}: no attr/{names[0]} file: {last}")
 
 
-def apply_exec_label(process: dict) -> None:  # type: ignore[type-arg]
+def apply_exec_label(process: Process) -> None:
     """Just before execve: set the AppArmor profile / SELinux label the exec will switch to."""
     profile = process.get("apparmorProfile")
     if profile:

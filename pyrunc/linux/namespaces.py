@@ -9,12 +9,15 @@ Ordering constraints (config-linux.md and the kernel):
 
 from __future__ import annotations
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import NamespaceError
 from pyrunc.records import dataclass, field
 from pyrunc.spec import rules
 from pyrunc.sys import linux
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.spec.types import Config, IDMapping, TimeOffset
 
 CLONE_FLAGS = {
     "pid": linux.CLONE_NEWPID, "network": linux.CLONE_NEWNET, "mount": linux.CLONE_NEWNS,
@@ -32,7 +35,7 @@ class NsPlan:
     join: dict[str, str] = field(default_factory=dict)  # type -> path
     uid_map: str = ""
     gid_map: str = ""
-    time_offsets: dict[str, Any] = field(default_factory=dict)
+    time_offsets: dict[str, TimeOffset] = field(default_factory=dict)
     # Types the container shares with the runtime (not listed, or a path to the runtime's own):
     # nothing in them may be changed (no hostname, sysctl, pivot_root or remount of /).
     shared: set[str] = field(default_factory=set)
@@ -49,11 +52,11 @@ class NsPlan:
         return flags
 
 
-def map_text(mappings: list[dict[str, int]]) -> str:
+def map_text(mappings: list[IDMapping]) -> str:
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 
 
-def plan(config: dict[str, Any]) -> NsPlan:
+def plan(config: Config) -> NsPlan:
     linux_cfg = config.get("linux", {})
     p = NsPlan()
     for ns in linux_cfg.get("namespaces", []):
@@ -172,7 +175,7 @@ def loopback_up() -> None:
 _CLOCKS = {"monotonic": 1, "boottime": 7}
 
 
-def write_time_offsets(offsets: dict[str, Any]) -> None:
+def write_time_offsets(offsets: dict[str, TimeOffset]) -> None:
     """After unshare(CLONE_NEWTIME), before any process enters it: /proc/self/timens_offsets."""
     lines = []
     for clock, off in offsets.items():

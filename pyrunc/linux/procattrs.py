@@ -9,10 +9,18 @@ container's init (runtime-spec): only `exec` passes `exec_process=True`.
 
 from __future__ import annotations
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY, Callable
 from pyrunc.errors import SpecError
 from pyrunc.sys import calls
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from collections.abc import Mapping
+    from typing import TypeVar
+
+    from pyrunc.spec.types import IOPriority, Linux, MemoryPolicy, Personality, Process, Scheduler
+
+    T = TypeVar("T")
 
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
                   "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
@@ -67,7 +75,7 @@ def _names(values: object, table: dict[str, int], where: str) -> int:
 
 
 # --- checks ---------------------------------------------------------------------------------------
-def _check_scheduler(s: dict) -> None:  # type: ignore[type-arg]
+def _check_scheduler(s: Mapping[str, object]) -> None:
     w = "process.scheduler"
     policy = s.get("policy")
     if policy not in SCHED_POLICIES:
@@ -83,7 +91,7 @@ def _check_scheduler(s: dict) -> None:  # type: ignore[type-arg]
     _names(s.get("flags"), SCHED_FLAGS, w + ".flags")
 
 
-def _check_io_priority(io: dict) -> None:  # type: ignore[type-arg]
+def _check_io_priority(io: Mapping[str, object]) -> None:
     if io.get("class") not in IOPRIO_CLASSES:
         raise SpecError(f"process.ioPriority.class: unknown class {io.get('class')!r}")
     # IOPRIO_CLASS_IDLE has no levels: its priority may be left out (runc reads it as 0)
@@ -91,7 +99,7 @@ def _check_io_priority(io: dict) -> None:  # type: ignore[type-arg]
     _int(io.get("priority", default), "process.ioPriority.priority", 0, 7)
 
 
-def _check_memory_policy(mp: dict) -> None:  # type: ignore[type-arg]
+def _check_memory_policy(mp: Mapping[str, object]) -> None:
     w = "linux.memoryPolicy"
     mode = mp.get("mode")
     if mode not in MPOL_MODES:
@@ -108,7 +116,7 @@ def _check_memory_policy(mp: dict) -> None:  # type: ignore[type-arg]
     _names(mp.get("flags"), MPOL_FLAGS, w + ".flags")
 
 
-def _check_personality(p: dict) -> None:  # type: ignore[type-arg]
+def _check_personality(p: Mapping[str, object]) -> None:
     if p.get("domain") not in PERSONALITY_DOMAINS:
         raise SpecError(f"linux.personality.domain: unknown domain {p.get('domain')!r}")
     flags = p.get("flags")
@@ -117,21 +125,21 @@ def _check_personality(p: dict) -> None:  # type: ignore[type-arg]
         raise SpecError("linux.personality.flags: must be an array of strings")
 
 
-def _obj(value: object, where: str) -> dict:  # type: ignore[type-arg]
+def _obj(value: object, where: str) -> Mapping[str, object]:
     if not isinstance(value, dict):
         raise SpecError(f"{where}: must be an object")
     return value
 
 
-def check(process: dict, linux_cfg: dict) -> None:  # type: ignore[type-arg]
+def check(process: Process, linux_cfg: Linux) -> None:
     if process.get("scheduler") is not None:
         _check_scheduler(_obj(process["scheduler"], "process.scheduler"))
     if process.get("ioPriority") is not None:
         _check_io_priority(_obj(process["ioPriority"], "process.ioPriority"))
     aff = process.get("execCPUAffinity")
     if aff is not None:
-        for key in ("initial", "final"):
-            value = _obj(aff, "process.execCPUAffinity").get(key)
+        _obj(aff, "process.execCPUAffinity")
+        for key, value in (("initial", aff.get("initial")), ("final", aff.get("final"))):
             if value:
                 parse_list(value, f"process.execCPUAffinity.{key}")
     if linux_cfg.get("personality") is not None:
@@ -141,28 +149,28 @@ def check(process: dict, linux_cfg: dict) -> None:  # type: ignore[type-arg]
 
 
 # --- the syscalls (declared in pyrunc.sys.calls) ---------------------------------------------------
-def sched_attr(s: dict) -> Any:  # type: ignore[type-arg]
+def sched_attr(s: Scheduler) -> calls.SchedAttr:
     return calls.sched_attr(SCHED_POLICIES[s["policy"]],
                             _names(s.get("flags"), SCHED_FLAGS, "process.scheduler.flags"),
                             s.get("nice", 0), s.get("priority", 0), s.get("runtime", 0),
                             s.get("deadline", 0), s.get("period", 0))
 
 
-def _set_scheduler(s: dict) -> None:  # type: ignore[type-arg]
+def _set_scheduler(s: Scheduler) -> None:
     calls.sched_setattr(sched_attr(s))
 
 
-def _set_io_priority(io: dict) -> None:  # type: ignore[type-arg]
+def _set_io_priority(io: IOPriority) -> None:
     calls.ioprio_set(IOPRIO_CLASSES[io["class"]] << _IOPRIO_CLASS_SHIFT | io.get("priority", 0))
 
 
-def _set_memory_policy(mp: dict) -> None:  # type: ignore[type-arg]
+def _set_memory_policy(mp: MemoryPolicy) -> None:
     mode = MPOL_MODES[mp["mode"]] | _names(mp.get("flags"), MPOL_FLAGS, "")
     nodes = mp.get("nodes") or ""
     calls.set_mempolicy(mode, parse_list(nodes, "linux.memoryPolicy.nodes") if nodes else None)
 
 
-def _set_personality(p: dict) -> None:  # type: ignore[type-arg]
+def _set_personality(p: Personality) -> None:
     calls.personality(PERSONALITY_DOMAINS[p["domain"]])
 
 
@@ -171,33 +179,36 @@ def _set_affinity(value: str | None, where: str) -> None:
         os.sched_setaffinity(0, parse_list(value, where))
 
 
-def _steps(process: dict, linux_cfg: dict, exec_process: bool) -> list:  # type: ignore[type-arg]
-    steps: list = []  # type: ignore[type-arg]
-    if linux_cfg.get("personality"):
-        steps.append(("linux.personality", _set_personality, linux_cfg["personality"]))
-    if process.get("scheduler"):
-        steps.append(("process.scheduler", _set_scheduler, process["scheduler"]))
-    if process.get("ioPriority"):
-        steps.append(("process.ioPriority", _set_io_priority, process["ioPriority"]))
-    if linux_cfg.get("memoryPolicy"):
-        steps.append(("linux.memoryPolicy", _set_memory_policy, linux_cfg["memoryPolicy"]))
-    final = (process.get("execCPUAffinity") or {}).get("final")
-    if exec_process and final:
-        steps.append(("process.execCPUAffinity.final",
-                      lambda v: _set_affinity(v, "process.execCPUAffinity.final"), final))
-    return steps
+def _step(where: str, value: T | None,
+          apply: Callable[[T], None]) -> list[tuple[str, Callable[[], None]]]:
+    if not value:
+        return []
+    given = value
+    return [(where, lambda: apply(given))]
 
 
-def apply(process: dict, linux_cfg: dict, exec_process: bool = False) -> None:  # type: ignore[type-arg]
+def _steps(process: Process, linux_cfg: Linux,
+           exec_process: bool) -> list[tuple[str, Callable[[], None]]]:
+    """(field, the call that applies it) of each attribute set, in order."""
+    final = (process.get("execCPUAffinity") or {}).get("final") if exec_process else None
+    where = "process.execCPUAffinity.final"
+    return (_step("linux.personality", linux_cfg.get("personality"), _set_personality)
+            + _step("process.scheduler", process.get("scheduler"), _set_scheduler)
+            + _step("process.ioPriority", process.get("ioPriority"), _set_io_priority)
+            + _step("linux.memoryPolicy", linux_cfg.get("memoryPolicy"), _set_memory_policy)
+            + _step(where, final, lambda value: _set_affinity(value, where)))
+
+
+def apply(process: Process, linux_cfg: Linux, exec_process: bool = False) -> None:
     """In the init (or exec's process) before execve, before capabilities are dropped."""
-    for field, fn, value in _steps(process, linux_cfg, exec_process):
+    for field, call in _steps(process, linux_cfg, exec_process):
         try:
-            fn(value)
+            call()
         except OSError as exc:
             raise SpecError(f"{field}: {exc.strerror}") from exc
 
 
-def initial_affinity(process: dict, exec_process: bool = False) -> None:  # type: ignore[type-arg]
+def initial_affinity(process: Process, exec_process: bool = False) -> None:
     """execCPUAffinity.initial, right after fork, before joining the container's cgroup."""
     initial = (process.get("execCPUAffinity") or {}).get("initial")
     if exec_process and initial:

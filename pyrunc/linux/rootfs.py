@@ -17,11 +17,28 @@ from __future__ import annotations
 import errno
 import stat
 
-from pyrunc._typing import Any, Callable
+from pyrunc._typing import MYPY, Callable
 from pyrunc.errors import MountError, SpecError
 from pyrunc.records import dataclass, field
 from pyrunc.sys import linux
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from typing import TypedDict
+
+    from pyrunc.spec.types import Config
+
+    class MountContext(TypedDict, total=False):
+        """What the init knows of its cgroups when it mounts `type: cgroup`."""
+
+        cgroupns: bool  # a cgroup namespace of its own (new or joined)
+        cgroup_dirs: list[str]  # the container's cgroup directories on the host
+
+    class HostMounts(TypedDict):
+        """`host_mounts`' record in state.json: [mount id, mount point] pairs."""
+
+        mntns: int
+        mounts: list[list[int | str]]
 
 L = linux
 # option -> (clear?, flag)
@@ -131,7 +148,7 @@ def parse_options(options: list[str], field_name: str = "options") -> MountOp:
     return op
 
 
-def plan(config: dict[str, Any], bundle: str) -> list[MountOp]:
+def plan(config: Config, bundle: str) -> list[MountOp]:
     ops = []
     for i, m in enumerate(config.get("mounts", [])):
         op = parse_options(m.get("options", []), f"mounts[{i}].options")
@@ -399,7 +416,7 @@ def _check_ordinary_dir(root_fd: int, op: MountOp) -> None:
                          f"and {op.destination} in the rootfs is {what}")
 
 
-def mount_one(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
+def mount_one(root_fd: int, op: MountOp, ctx: MountContext) -> None:
     if op.fstype == "cgroup" or op.fstype == "cgroup2":
         mount_cgroups(root_fd, op, ctx)
         return
@@ -511,7 +528,7 @@ def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
     return out
 
 
-def mount_cgroups(root_fd: int, op: MountOp, ctx: dict[str, Any]) -> None:
+def mount_cgroups(root_fd: int, op: MountOp, ctx: MountContext) -> None:
     """`type: cgroup`: the host's layout again, each hierarchy rooted at the container's cgroup."""
     flags = op.flags & ~(L.MS_RDONLY | L.MS_REMOUNT)
     hier = _cgroup_hierarchies()
@@ -564,7 +581,7 @@ _NOT_CONTROLLERS = {"rw", "ro", "xattr", "noprefix", "clone_children", "nsdelega
 
 
 def _mount_hierarchy(fd: int, mnt: str, sub: str, fstype: str, sopts: str, flags: int,
-                     ctx: dict[str, Any]) -> None:
+                     ctx: MountContext) -> None:
     opts = [o for o in sopts.split(",") if o not in ("rw", "ro")]
     if ctx.get("cgroupns"):
         _mount(fstype, fd, fstype, flags, ",".join(opts) if fstype == "cgroup" else None, sub)
@@ -618,7 +635,7 @@ def make_device(root_fd: int, path: str, kind: str, major: int, minor: int, mode
         os.close(pfd)
 
 
-def setup_dev(root_fd: int, config: dict[str, Any], ops: list[MountOp], userns: bool) -> None:
+def setup_dev(root_fd: int, config: Config, ops: list[MountOp], userns: bool) -> None:
     old = os.umask(0)
     try:
         if needs_dev_setup(ops):
@@ -659,8 +676,8 @@ def _dev_links(root_fd: int, devpts: bool) -> None:
 
 
 # --- the sequence -------------------------------------------------------------------------------
-def prepare(config: dict[str, Any], rootfs: str, ops: list[MountOp], userns: bool,
-            ctx: dict[str, Any], before_pivot: Callable[[], None] | None = None,
+def prepare(config: Config, rootfs: str, ops: list[MountOp], userns: bool,
+            ctx: MountContext, before_pivot: Callable[[], None] | None = None,
             shared_mnt: bool = False) -> None:
     """Everything up to pivot_root, in the container's new mount namespace.
 
@@ -681,7 +698,7 @@ def prepare(config: dict[str, Any], rootfs: str, ops: list[MountOp], userns: boo
         os.close(root_fd)
 
 
-def _bind_root(config: dict[str, Any], rootfs: str) -> None:
+def _bind_root(config: Config, rootfs: str) -> None:
     """/ slave (or as rootfsPropagation says), the rootfs bound onto itself for pivot_root."""
     want = PROPAGATION.get(config.get("linux", {}).get("rootfsPropagation", ""))
     # An unbindable / would refuse the bind below: it is applied by `finish`, after pivot_root.
@@ -836,7 +853,7 @@ def readonly_paths(paths: list[str]) -> None:
                   lambda _root, _path, fd: _move_clone(fd, fd, recursive=True, rdonly=True))
 
 
-def finish(config: dict[str, Any], ops: list[MountOp], devnull_fd: int) -> None:
+def finish(config: Config, ops: list[MountOp], devnull_fd: int) -> None:
     """After pivot_root: masked and read-only paths, root propagation, a read-only root."""
     linux_cfg = config.get("linux", {})
     mask_paths(linux_cfg.get("maskedPaths", []), devnull_fd)
@@ -886,15 +903,16 @@ def _mntns() -> int:
     return os.stat("/proc/self/ns/mnt").st_ino
 
 
-def host_mounts(rootfs: str, before: list[tuple[int, str]]) -> dict[str, Any] | None:
+def host_mounts(rootfs: str, before: list[tuple[int, str]]) -> HostMounts | None:
     """The mounts a container without a mount namespace of its own made under its rootfs (those
     not in `before`), to record in its state: `delete` unmounts exactly these."""
     known = {mid for mid, _ in before}
-    made = [[mid, mp] for mid, mp in mounts_under(rootfs) if mid not in known]
+    made: list[list[int | str]] = [[mid, mp] for mid, mp in mounts_under(rootfs)
+                                   if mid not in known]
     return {"mntns": _mntns(), "mounts": made} if made else None
 
 
-def unmount_recorded(record: dict[str, Any]) -> None:
+def unmount_recorded(record: HostMounts) -> None:
     """Detach the mounts `host_mounts` recorded, newest first; only in the namespace they were
     made in, and only a mount whose id still stands at its recorded place."""
     try:
@@ -902,7 +920,7 @@ def unmount_recorded(record: dict[str, Any]) -> None:
             return
         here = set(mounts_under("/"))
         for mid, mp in reversed(record.get("mounts", [])):
-            if (mid, mp) in here:
+            if (mid, mp) in here and isinstance(mp, str):
                 try:
                     L.umount2(mp, L.MNT_DETACH)
                 except OSError:

@@ -20,9 +20,40 @@ kills their syscalls (SCMP_FLTATR_ACT_BADARCH), which is the safe side.
 from __future__ import annotations
 
 from pyrunc import OCI_VERSION
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import SeccompError
 from pyrunc.records import dataclass
+
+if MYPY:
+    from collections.abc import Mapping
+    from typing import Protocol
+
+    from pyrunc.spec.types import OCIState, Seccomp
+
+    # What pyrunc uses of libseccomp's Python bindings, which ship no type information.
+    class SyscallFilter(Protocol):
+        def set_attr(self, attr: int, value: int) -> None: ...
+        def exist_arch(self, arch: int) -> bool: ...
+        def add_arch(self, arch: int) -> None: ...
+        def add_rule(self, action: int, syscall: int, *args: object) -> None: ...
+        def export_bpf(self, file: _Fd) -> None: ...
+        def load(self) -> None: ...
+        def get_notify_fd(self) -> int: ...
+
+    class Attrs(Protocol):  # and the others, looked up by name (CTL_TSYNC...)
+        CTL_NNP: int
+
+    class Arches(Protocol):  # and the others, looked up by name (X86_64...)
+        NATIVE: int
+
+    class Bindings(Protocol):
+        Attr: Attrs
+        Arch: Arches
+
+        def SyscallFilter(self, defaction: int) -> SyscallFilter: ...
+        def Arg(self, arg: int, op: int, datum_a: int, datum_b: int) -> object: ...
+        def resolve_syscall(self, arch: int, syscall: str) -> int: ...
+        def get_api(self) -> int: ...
 
 ACTIONS: dict[str, int] = {
     "SCMP_ACT_KILL": 0x00000000,  # KILL_THREAD, as runc maps it
@@ -83,7 +114,7 @@ class Profile:
 
 @dataclass
 class Filter:
-    ctx: Any  # a seccomp.SyscallFilter
+    ctx: SyscallFilter
     notify: bool
     flags: int = 0  # the seccomp(2) flags of `export`
 
@@ -148,7 +179,7 @@ def _strings(value: object, where: str, allowed: set[str] | tuple[str, ...]) -> 
     return tuple(value)
 
 
-def compile_profile(sc: dict) -> Profile:  # type: ignore[type-arg]
+def compile_profile(sc: Mapping[str, object]) -> Profile:
     """`linux.seccomp` -> Profile; raises SeccompError naming the field."""
     w = "linux.seccomp"
     if not isinstance(sc, dict):
@@ -168,7 +199,7 @@ def compile_profile(sc: dict) -> Profile:  # type: ignore[type-arg]
     return profile
 
 
-def _check_listener(sc: dict, profile: Profile, w: str) -> None:  # type: ignore[type-arg]
+def _check_listener(sc: Mapping[str, object], profile: Profile, w: str) -> None:
     path = sc.get("listenerPath")
     if path is not None and (not isinstance(path, str) or not path.startswith("/")):
         raise SeccompError(f"{w}.listenerPath: must be an absolute path, not {path!r}")
@@ -178,18 +209,19 @@ def _check_listener(sc: dict, profile: Profile, w: str) -> None:  # type: ignore
         raise SeccompError(f"{w}.listenerPath: SCMP_ACT_NOTIFY is used but no listenerPath is set")
 
 
-def validate(linux_seccomp: dict | None) -> None:  # type: ignore[type-arg]
+def validate(linux_seccomp: Seccomp | None) -> None:
     if linux_seccomp is not None:
         compile_profile(linux_seccomp)
 
 
 # --- the filter: needs the bindings -----------------------------------------------------------------
-def _bindings() -> Any:
+def _bindings() -> Bindings:
     try:
         import seccomp as libseccomp  # the official binding: its import costs ~0 ms
     except ImportError as exc:
         raise SeccompError(_MISSING) from exc
-    return libseccomp
+    lib: Bindings = libseccomp
+    return lib
 
 
 def _s32(action: int) -> int:
@@ -197,7 +229,7 @@ def _s32(action: int) -> int:
     return action - (1 << 32) if action >= 1 << 31 else action
 
 
-def _add_rule(lib: Any, ctx: Any, nr: int, rule: Rule) -> None:
+def _add_rule(lib: Bindings, ctx: SyscallFilter, nr: int, rule: Rule) -> None:
     args = [lib.Arg(i, op, v, v2) for i, op, v, v2 in rule.args]
     indexes = [a[0] for a in rule.args]
     if len(set(indexes)) == len(indexes):
@@ -209,7 +241,7 @@ def _add_rule(lib: Any, ctx: Any, nr: int, rule: Rule) -> None:
         ctx.add_rule(_s32(rule.action), nr, a)
 
 
-def _build(lib: Any, profile: Profile) -> Any:
+def _build(lib: Bindings, profile: Profile) -> SyscallFilter:
     ctx = lib.SyscallFilter(_s32(profile.default_action))
     ctx.set_attr(lib.Attr.CTL_NNP, 0)  # no_new_privs is process.noNewPrivileges' business
     for name in profile.architectures:
@@ -232,7 +264,7 @@ def _build(lib: Any, profile: Profile) -> Any:
     return ctx
 
 
-def prepare(linux_seccomp: dict | None) -> Filter | None:  # type: ignore[type-arg]
+def prepare(linux_seccomp: Seccomp | None) -> Filter | None:
     """Import the bindings and build the filter (before pivot_root), without loading it."""
     if linux_seccomp is None:
         return None
@@ -282,7 +314,7 @@ def load(f: Filter) -> int | None:
         raise SeccompError(f"loading the seccomp filter: {exc}") from exc
 
 
-def send_to_listener(listener_path: str, metadata: str, state: dict,  # type: ignore[type-arg]
+def send_to_listener(listener_path: str, metadata: str, state: OCIState,
                      notify_fd: int) -> None:
     """Send the container process state and the seccomp fd (SCM_RIGHTS) to the agent, once."""
     import json

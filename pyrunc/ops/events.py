@@ -11,9 +11,22 @@ from __future__ import annotations
 import re
 import time
 
-from pyrunc._typing import Any, TextIO
+from pyrunc._typing import MYPY, TextIO
 from pyrunc.errors import ContainerNotFound, InvalidState, SpecError
 from pyrunc.sys import jsonfast
+
+if MYPY:
+    from typing import Literal, NotRequired, TypedDict
+
+    from pyrunc.linux.cgroups.manager import Manager
+    from pyrunc.linux.cgroups.stats import Stats
+
+    class Event(TypedDict):
+        """One line of output: runc's events.Event."""
+
+        type: Literal["stats", "oom"]
+        id: str
+        data: NotRequired[Stats]
 
 _OOM_POLL = 0.2
 _UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -34,8 +47,8 @@ def parse_interval(text: str) -> float:
     return total
 
 
-def _emit(out: TextIO, kind: str, cid: str, data: dict[str, Any] | None = None) -> None:
-    event: dict[str, Any] = {"type": kind, "id": cid}
+def _emit(out: TextIO, kind: Literal["stats", "oom"], cid: str, data: Stats | None = None) -> None:
+    event: Event = {"type": kind, "id": cid}
     if data is not None:
         event["data"] = data
     out.write(jsonfast.dumps(event) + "\n")
@@ -48,7 +61,7 @@ def events(root: str, cid: str, *, stats: bool, interval: float, out: TextIO) ->
     c = Container.load(root, cid)
     if c.status() == "stopped":
         raise InvalidState(f"container with id {cid} is not running")
-    manager = c.cgroup()
+    manager: Manager = c.cgroup()
     if stats:
         _emit(out, "stats", cid, manager.stats())
         return 0

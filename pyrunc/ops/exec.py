@@ -19,13 +19,23 @@ init does it, by the process on its stderr ("exec PATH: exec format error", stat
 from __future__ import annotations
 
 from pyrunc import container, spec
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.container import process
 from pyrunc.errors import InitError, InvalidState, PyruncError, SpecError
 from pyrunc.linux import namespaces
 from pyrunc.records import dataclass
 from pyrunc.sys import jsonfast, linux, sockets
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from collections.abc import Mapping
+
+    from pyrunc.container.process import Msg
+    from pyrunc.linux.caps import CapPlan
+    from pyrunc.linux.cgroups import Manager
+    from pyrunc.spec.types import Capabilities, Config, Linux, Process, User
+
+    Flags = Mapping[str, object]  # the command line's flags: str, bool or list[str] by flag
 
 JOIN = ["user", "ipc", "uts", "network", "cgroup", "time", "mount"]
 
@@ -40,79 +50,102 @@ class ExecOptions:
     cgroup: list[str] | None = None
 
 
-def _caps_with(base: dict[str, list[str]] | None, extra: list[str]) -> dict[str, list[str]] | None:
+def _text(flags: Flags, name: str) -> str | None:
+    value = flags.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _texts(flags: Flags, name: str) -> list[str]:
+    """A flag given many times (--env, --cap...): its values, [] when absent."""
+    value = flags.get(name)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _caps_with(base: Capabilities | None, extra: list[str]) -> Capabilities | None:
     if not extra:
         return base
-    out = {k: list(v) for k, v in (base or {}).items()}
-    keys = ["bounding", "effective", "permitted"]
+    add = [c if c.startswith("CAP_") else "CAP_" + c.upper() for c in extra]
+    out: Capabilities = base.copy() if base else {}
+    out["bounding"] = [*out.get("bounding", []), *add]
+    out["effective"] = [*out.get("effective", []), *add]
+    out["permitted"] = [*out.get("permitted", []), *add]
     if out.get("inheritable") is not None:
         # runc: ambient too when the spec's process has an inheritable set (an ambient
         # capability must be inheritable, and --cap adds none there)
-        keys.append("ambient")
-    for key in keys:
-        out.setdefault(key, [])
-        out[key] += [c if c.startswith("CAP_") else "CAP_" + c.upper() for c in extra]
+        out["ambient"] = [*out.get("ambient", []), *add]
     return out
 
 
-def build_process(config: dict[str, Any], flags: dict[str, Any], args: list[str]) -> dict[str, Any]:
+def build_process(config: Config, flags: Flags, args: list[str]) -> Process:
     """The process JSON: `--process FILE`, or the container's process with runc's overrides."""
-    if flags.get("process"):
-        p = spec.load_json(flags["process"])
+    process_file = _text(flags, "process")
+    if process_file:
+        p: Process = spec.load_json(process_file)  # the JSON boundary: exec_process checks it
         if not isinstance(p, dict):
-            raise SpecError(f"{flags['process']}: a process must be a JSON object")
+            raise SpecError(f"{process_file}: a process must be a JSON object")
     else:
         base = config.get("process", {})
         if not args:
             raise PyruncError("exec: missing command (or --process FILE)")
-        p = {k: v for k, v in base.items() if k not in ("args", "terminal", "consoleSize")}
+        p = base.copy()
+        p.pop("args", None)
+        p.pop("terminal", None)
+        p.pop("consoleSize", None)
         p["args"] = args
-        p["env"] = list(base.get("env", [])) + list(flags.get("env", []))
-        if flags.get("cwd"):
-            p["cwd"] = flags["cwd"]
+        p["env"] = list(base.get("env", [])) + _texts(flags, "env")
+        cwd = _text(flags, "cwd")
+        if cwd:
+            p["cwd"] = cwd
         p["terminal"] = bool(flags.get("tty"))
     _user_flags(p, flags)
     if flags.get("no-new-privs"):
         p["noNewPrivileges"] = True
-    if flags.get("apparmor"):
-        p["apparmorProfile"] = flags["apparmor"]
-    if flags.get("process-label"):
-        p["selinuxLabel"] = flags["process-label"]
-    p["capabilities"] = _caps_with(p.get("capabilities"), flags.get("cap", []))
-    if p["capabilities"] is None:
-        del p["capabilities"]
-    return p  # type: ignore[no-any-return]
+    apparmor, label = _text(flags, "apparmor"), _text(flags, "process-label")
+    if apparmor:
+        p["apparmorProfile"] = apparmor
+    if label:
+        p["selinuxLabel"] = label
+    caps = _caps_with(p.get("capabilities"), _texts(flags, "cap"))
+    if caps is None:
+        p.pop("capabilities", None)
+    else:
+        p["capabilities"] = caps
+    return p
 
 
-def _user_flags(p: dict[str, Any], flags: dict[str, Any]) -> None:
-    user = dict(p.get("user", {}))
-    if flags.get("user"):
-        uid, _, gid = flags["user"].partition(":")
+def _user_flags(p: Process, flags: Flags) -> None:
+    user: User = {}
+    user.update(p.get("user", {}))  # dict(...) as before p is checked: a copy
+    user_flag = _text(flags, "user")
+    if user_flag:
+        uid, _, gid = user_flag.partition(":")
         try:
             user["uid"] = int(uid)
             if gid:
                 user["gid"] = int(gid)
         except ValueError as exc:
-            raise PyruncError(f"--user {flags['user']}: must be UID[:GID], numeric") from exc
-    if flags.get("additional-gids"):
+            raise PyruncError(f"--user {user_flag}: must be UID[:GID], numeric") from exc
+    gids = _texts(flags, "additional-gids")
+    if gids:
         try:
-            user["additionalGids"] = [int(g) for g in flags["additional-gids"]]
+            user["additionalGids"] = [int(g) for g in gids]
         except ValueError as exc:
             raise PyruncError("--additional-gids: must be numeric") from exc
     p["user"] = user
 
 
-def exec_from_cli(root: str, cid: str, flags: dict[str, Any], args: list[str],
-                  g: dict[str, Any]) -> int:
+def exec_from_cli(root: str, cid: str, flags: Flags, args: list[str], g: Flags) -> int:
     c = container.load(root, cid)
     proc = build_process(c.config, flags, args)
+    preserve_text = _text(flags, "preserve-fds")
     try:
-        preserve = int(flags.get("preserve-fds", 0))
+        preserve = int(preserve_text) if preserve_text is not None else 0
     except ValueError as exc:
         raise PyruncError("--preserve-fds: not a number") from exc
-    opts = ExecOptions(detach=bool(flags.get("detach")), pid_file=flags.get("pid-file"),
-                       console_socket=flags.get("console-socket"), preserve_fds=preserve,
-                       ignore_paused=bool(flags.get("ignore-paused")), cgroup=flags.get("cgroup"))
+    opts = ExecOptions(detach=bool(flags.get("detach")), pid_file=_text(flags, "pid-file"),
+                       console_socket=_text(flags, "console-socket"), preserve_fds=preserve,
+                       ignore_paused=bool(flags.get("ignore-paused")),
+                       cgroup=_texts(flags, "cgroup") or None)
     return exec_process(c, proc, opts)
 
 
@@ -122,9 +155,9 @@ class ExecChild(process.Setup):
              "no_new_privs", "seccomp_late")
     exec_process = True
 
-    def __init__(self, proc: dict[str, Any], linux_cfg: dict[str, Any], userns: bool, cap_plan: Any,
+    def __init__(self, proc: Process, linux_cfg: Linux, userns: bool, cap_plan: CapPlan,
                  sock: sockets.Socket, ns_fds: dict[str, int], console_fd: int, keep: int,
-                 cgroups: Any = None) -> None:
+                 cgroups: Manager | None = None) -> None:
         super().__init__(proc, linux_cfg, userns, cap_plan, [], sock, [])
         self.cgroups = cgroups
         self.ns_fds = ns_fds
@@ -197,7 +230,7 @@ def _check(c: container.Container, opts: ExecOptions) -> str:
     return status
 
 
-def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions) -> int:
+def exec_process(c: container.Container, proc: Process, opts: ExecOptions) -> int:
     from pyrunc.container.create import check_security
 
     _check(c, opts)
@@ -228,7 +261,7 @@ def exec_process(c: container.Container, proc: dict[str, Any], opts: ExecOptions
     return foreground.wait_foreground(pid, master)
 
 
-def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | None, int]:
+def _console(proc: Process, opts: ExecOptions) -> tuple[sockets.Socket | None, int]:
     if not proc.get("terminal"):
         return None, -1
     if opts.console_socket:
@@ -244,7 +277,7 @@ def _console(proc: dict[str, Any], opts: ExecOptions) -> tuple[sockets.Socket | 
     return console.pair()
 
 
-def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: dict[str, int],
+def _spawn(c: container.Container, proc: Process, cap_plan: CapPlan, ns_fds: dict[str, int],
            console_fd: int, opts: ExecOptions) -> int:
     psock, csock = sockets.pair()
     pidns = ns_fds.pop("pid", -1)
@@ -278,7 +311,7 @@ def _spawn(c: container.Container, proc: dict[str, Any], cap_plan: Any, ns_fds: 
     return pid
 
 
-def _join_cgroup(mgr: Any, pid: int, born: bool, sub: list[str] | None) -> None:
+def _join_cgroup(mgr: Manager | None, pid: int, born: bool, sub: list[str] | None) -> None:
     """The parent's part: the cgroup2 directory if the child was not born in it, and --cgroup."""
     if mgr is None:
         return
@@ -301,7 +334,7 @@ def _await_exec(sock: sockets.Socket, c: container.Container, pid: int) -> None:
         data = process.recv_bytes(sock)
         if not data:
             return
-        msg = jsonfast.loads(data)
+        msg: Msg = jsonfast.loads(data)
         if msg.get("seccomp_fd"):
             _, fds = sockets.recv_fds(sock, 16, 1)
             try:

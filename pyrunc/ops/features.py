@@ -5,51 +5,43 @@ the lists below name what pyrunc's mechanisms recognize, including what the runn
 lack. Two exceptions follow runc: `seccomp.supportedFlags` (the flags this kernel accepts) and
 AppArmor/SELinux `enabled` (whether the host has the LSM at all, since pyrunc only drives it).
 
-The module-level constants are the single list each mechanism should check its input against;
-`pyrunc.ops.validate` uses them too.
+Each list is read from the table its mechanism checks its input against (pyrunc.spec for
+namespaces and hooks, pyrunc.linux.* for the rest), so that what is reported cannot drift from
+what is implemented.
 """
 
 from __future__ import annotations
 
 import re
 
-from pyrunc import OCI_VERSION
-from pyrunc._typing import Any
-from pyrunc.linux import caps, rootfs
+from pyrunc import OCI_VERSION, spec
+from pyrunc._typing import MYPY
+from pyrunc.linux import caps, procattrs, rootfs, seccomp
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.spec.types import JSONObject
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = OCI_VERSION
 
-HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+HOOKS = spec.HOOKS
 
 # What rootfs.py really applies.
 MOUNT_OPTIONS = tuple(o for o in rootfs.MOUNT_OPTIONS if o not in rootfs.UNSUPPORTED)
 
-NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+NAMESPACES = spec.NAMESPACES
 
 # Index = capability number (linux/capability.h), 0 .. CAP_LAST_CAP (40 since Linux 5.9).
 CAPABILITIES = tuple(caps.NAMES[bit] for bit in sorted(caps.NAMES))
 
 CGROUP = {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
 
-SECCOMP_ACTIONS = (
-    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP",
-)
-SECCOMP_OPERATORS = (
-    "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
-    "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE",
-)
-SECCOMP_ARCHS = (
-    "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K",
-    "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",
-    "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
-    "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB", "SCMP_ARCH_X32",
-    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64",
-)
-# Flag -> the kernel release that introduced it (seccomp(2)).
+SECCOMP_ACTIONS = tuple(sorted(seccomp.ACTIONS))
+SECCOMP_OPERATORS = tuple(sorted(seccomp.OPS))
+SECCOMP_ARCHS = tuple(sorted(f"SCMP_ARCH_{arch}" for arch in seccomp.ARCHES))
+# Flag -> the kernel release that introduced it (seccomp(2)); the flags are seccomp.FLAGS' (a
+# unit test holds the two together).
 SECCOMP_FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": (3, 17),
     "SECCOMP_FILTER_FLAG_LOG": (4, 14),
@@ -57,11 +49,12 @@ SECCOMP_FLAGS = {
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (5, 19),
 }
 
+# runc's order; the modes are procattrs.MPOL_MODES' (a unit test holds the two together).
 MEMORY_POLICY_MODES = (
     "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED",
     "MPOL_PREFERRED_MANY", "MPOL_LOCAL",
 )
-MEMORY_POLICY_FLAGS = ("MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES")
+MEMORY_POLICY_FLAGS = tuple(sorted(procattrs.MPOL_FLAGS))
 
 # Not implemented: say so, as features.md asks ("true to what is implemented").
 INTEL_RDT = {"enabled": False}
@@ -100,7 +93,7 @@ def selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def _seccomp() -> dict[str, Any]:
+def _seccomp() -> JSONObject:
     return {
         "enabled": seccomp_enabled(),
         "actions": list(SECCOMP_ACTIONS),
@@ -111,7 +104,7 @@ def _seccomp() -> dict[str, Any]:
     }
 
 
-def _linux() -> dict[str, Any]:
+def _linux() -> JSONObject:
     return {
         "namespaces": list(NAMESPACES),
         "capabilities": list(CAPABILITIES),
@@ -126,7 +119,7 @@ def _linux() -> dict[str, Any]:
     }
 
 
-def features() -> dict[str, Any]:
+def features() -> JSONObject:
     """The runtime-spec features.md structure, ready for `json.dumps`."""
     return {
         "ociVersionMin": OCI_VERSION_MIN,

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import re
 
-from pyrunc._typing import Any, TextIO
+from pyrunc._typing import MYPY, TextIO
 from pyrunc.errors import CgroupError, InvalidState, SpecError
 from pyrunc.linux.cgroups.manager import CgroupWriteError
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from collections.abc import Mapping
+
+    from pyrunc.linux.cgroups.manager import Manager
+    from pyrunc.spec.types import JSONObject, Resources
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -51,9 +57,9 @@ def ram_in_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
-def resources_from_flags(flags: dict[str, str]) -> dict[str, Any]:
+def resources_from_flags(flags: dict[str, str]) -> JSONObject:
     """runc update's flags (names without `--`) -> a LinuxResources dict."""
-    res: dict[str, dict[str, Any]] = {}
+    res: dict[str, JSONObject] = {}
     for flag, value in flags.items():
         flag = flag.lstrip("-")
         try:
@@ -74,18 +80,17 @@ def resources_from_flags(flags: dict[str, str]) -> dict[str, Any]:
                 raise SpecError(f"unknown update flag --{flag}")
         except ValueError as exc:
             raise SpecError(f"--{flag}: invalid value {value!r}: {exc}") from exc
-    return res
+    out: JSONObject = dict(res)
+    return out
 
 
-def _drop_zeros(value: Any) -> Any:
+def _drop_zeros(doc: JSONObject) -> JSONObject:
     """docker's update JSON uses 0 (and empty lists) for 'leave unchanged'."""
-    if isinstance(value, dict):
-        kept = {k: _drop_zeros(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v not in (0, None, [], {}) or v is False}
-    return value
+    kept = {k: _drop_zeros(v) if isinstance(v, dict) else v for k, v in doc.items()}
+    return {k: v for k, v in kept.items() if v not in (0, None, [], {}) or v is False}
 
 
-def load_resources(arg: str, stdin: TextIO) -> dict[str, Any]:
+def load_resources(arg: str, stdin: TextIO) -> JSONObject:
     """`-r FILE` or `-r -` (stdin): a LinuxResources JSON."""
     import json
 
@@ -101,25 +106,32 @@ def load_resources(arg: str, stdin: TextIO) -> dict[str, Any]:
         raise SpecError(f"decoding resources from {'stdin' if arg == '-' else arg}: {exc}") from exc
     if not isinstance(doc, dict):
         raise SpecError("resources: expected a JSON object")
-    return _drop_zeros(doc)  # type: ignore[no-any-return]
+    return _drop_zeros(doc)
 
 
-def merge(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The current resources with every value `new` sets replaced (sections merged key by key)."""
+def merge(current: Mapping[str, object], new: Mapping[str, object]) -> Resources:
+    """The current resources with every value `new` sets replaced (sections merged key by key).
+
+    `new` comes unchecked from flags or the user's JSON: this is update's JSON boundary, as
+    spec.load is config.json's. Manager.set's plan checks every value as it renders it.
+    """
     out = dict(current)
     for key, value in new.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "rdma":
-            out[key] = {**out[key], **value}
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and key != "rdma":
+            out[key] = {**old, **value}
         else:
             out[key] = value
+    return out  # type: ignore[return-value]  # the boundary (see above): no cast at run time
+
+
+def _without_devices(resources: Resources) -> Resources:
+    out = resources.copy()
+    out.pop("devices", None)
     return out
 
 
-def _without_devices(resources: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resources.items() if k != "devices"}
-
-
-def _set_back(manager: Any, resources: dict[str, Any]) -> None:
+def _set_back(manager: Manager, resources: Resources) -> None:
     """After a refused value, put back what was there (runc does), so the cgroups and the saved
     state agree; if even that fails, say so, with runc's words."""
     from pyrunc import log
@@ -131,17 +143,19 @@ def _set_back(manager: Any, resources: dict[str, Any]) -> None:
                     "and actual configs might be inconsistent.")
 
 
-def update(root: str, cid: str, resources: dict[str, Any]) -> None:
+def update(root: str, cid: str, resources: Mapping[str, object]) -> None:
     from pyrunc.container import Container
 
     c = Container.load(root, cid)
     with c.locked():
         if c.status() == "stopped":
             raise InvalidState("container not running")
-        linux = c.data.setdefault("config", {}).setdefault("linux", {})
-        current = linux.get("resources") or {}
+        config = c.config  # a new {} when the state has none: keep it, as setdefault would
+        c.data["config"] = config
+        linux = config.setdefault("linux", {})
+        current: Resources = linux.get("resources") or {}
         merged = merge(current, {k: v for k, v in resources.items() if k != "devices"})
-        manager = c.cgroup()
+        manager: Manager = c.cgroup()
         try:
             manager.set(_without_devices(merged))
         except CgroupError as exc:
@@ -151,5 +165,7 @@ def update(root: str, cid: str, resources: dict[str, Any]) -> None:
             raise
         # Persist where later verbs look: the config in state.json and the cgroup state.
         linux["resources"] = merged
-        c.data["cgroup"] = {**manager.to_state(), "resources": merged}
+        saved = manager.to_state()
+        saved["resources"] = merged
+        c.data["cgroup"] = saved
         c.save()

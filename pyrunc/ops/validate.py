@@ -15,13 +15,16 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY, Mapping
 from pyrunc.errors import SpecError
 from pyrunc.linux.caps import CAPABILITIES
 from pyrunc.spec import rules
 from pyrunc.sys import oslite as os
 
-JSON = Any
+if MYPY:
+    from jsonschema.exceptions import ValidationError
+
+    from pyrunc.spec.types import JSONObject
 
 
 # --- schemas -------------------------------------------------------------------------------------
@@ -36,10 +39,10 @@ def schema_dir() -> Path:
 
 
 @cache
-def load_schema(name: str) -> dict[str, Any]:
+def load_schema(name: str) -> JSONObject:
     """`name` is "config", "state" or "features"."""
     with open(schema_dir() / f"{name}-schema.json") as f:
-        schema: dict[str, Any] = json.load(f)
+        schema: JSONObject = json.load(f)
     return schema
 
 
@@ -56,7 +59,7 @@ def field_path(parts: Iterable[str | int]) -> str:
     return out
 
 
-def _message(error: Any) -> str:
+def _message(error: ValidationError) -> str:
     subschemas = error.schema.get("anyOf") if error.validator == "anyOf" else None
     if subschemas and all(list(s) == ["required"] for s in subschemas):
         names = ", ".join(n for s in subschemas for n in s["required"])
@@ -66,7 +69,7 @@ def _message(error: Any) -> str:
     return str(error.message)
 
 
-def schema_errors(instance: JSON, name: str, root: str = "config.json") -> list[str]:
+def schema_errors(instance: object, name: str, root: str = "config.json") -> list[str]:
     """Violations of spec/<name>-schema.json, one `path: message` line each."""
     import jsonschema  # lazy: see the module docstring
 
@@ -78,14 +81,13 @@ def schema_errors(instance: JSON, name: str, root: str = "config.json") -> list[
 
 # --- warnings: what the runtime logs and goes on with -----------------------------------------
 
-def warnings(config: JSON) -> list[str]:
+def warnings(config: object) -> list[str]:
     """Capabilities this runtime does not know: the spec says log a warning, do not fail."""
-    if not isinstance(config, dict) or not isinstance(config.get("process"), dict):
-        return []
-    return _check_capabilities(config["process"])
+    process = config.get("process") if isinstance(config, dict) else None
+    return _check_capabilities(process) if isinstance(process, dict) else []
 
 
-def _check_capabilities(process: dict[str, Any]) -> list[str]:
+def _check_capabilities(process: Mapping[str, object]) -> list[str]:
     errors = []
     caps = process.get("capabilities")
     for kind, names in (caps.items() if isinstance(caps, dict) else ()):
@@ -97,7 +99,7 @@ def _check_capabilities(process: dict[str, Any]) -> list[str]:
 
 # --- entry points -------------------------------------------------------------------------------
 
-def validate_config(config: JSON, bundle: str) -> list[str]:
+def validate_config(config: object, bundle: str) -> list[str]:
     """Every problem of a parsed config.json whose bundle is `bundle`; empty when valid."""
     errors = schema_errors(config, "config")
     if isinstance(config, dict):
@@ -116,7 +118,7 @@ def check_bundle(bundle: str) -> tuple[list[str], list[str]]:
     except UnicodeDecodeError as exc:
         return [f"{path}: not UTF-8: {exc.reason} at byte {exc.start}"], []
     try:
-        config = json.loads(text)
+        config: object = json.loads(text)  # checked by the schema, then by the rules
     except json.JSONDecodeError as exc:
         return [f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"], []
     return validate_config(config, bundle), warnings(config)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import resource
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY, Any, Mapping
 from pyrunc.errors import SpecError
 from pyrunc.spec import rules
 from pyrunc.sys import jsonfast
 from pyrunc.sys import oslite as os
 
-Config = dict[str, Any]
+if MYPY:
+    from pyrunc.spec.types import Config as Config
+    from pyrunc.spec.types import Linux, Mount, Process
 
-NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
+# The names the spec knows, each listed once: `features` reports these lists.
+NAMESPACES = tuple(rules.NS_LINK_NAMES)  # pid, network, mount, ipc, uts, user, cgroup, time
+HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 RLIMITS = {
     "RLIMIT_AS": resource.RLIMIT_AS, "RLIMIT_CORE": resource.RLIMIT_CORE,
@@ -39,6 +43,7 @@ def _json_error(path: str, exc: ValueError) -> SpecError:
 
 
 def load_json(path: str) -> Any:
+    """The parsed JSON of `path`, unchecked: the one place besides jsonfast that is untyped."""
     try:
         with open(path, "rb") as f:
             return jsonfast.loads(f.read())
@@ -53,7 +58,7 @@ def load_json(path: str) -> Any:
 def load(bundle: str) -> Config:
     """Read and check `<bundle>/config.json`; `bundle` must be absolute."""
     path = os.path.join(bundle, "config.json")
-    config = load_json(path)
+    config: Config = load_json(path)  # the JSON boundary: checked here before anything reads it
     if not isinstance(config, dict):
         raise SpecError(f"{path}: the top level must be a JSON object")
     check(config, bundle)
@@ -65,7 +70,7 @@ def _need(cond: bool, field: str, msg: str) -> None:
         raise SpecError(f"{field}: {msg}")
 
 
-def _is_list_of(v: Any, t: type) -> bool:
+def _is_list_of(v: object, t: type) -> bool:
     return isinstance(v, list) and all(isinstance(x, t) for x in v)
 
 
@@ -82,19 +87,16 @@ _SHAPES: list[tuple[str, type]] = [
     ("linux.memoryPolicy", dict), ("linux.resources.devices", list),
     ("linux.resources.hugepageLimits", list), ("linux.resources.unified", dict),
     *[(f"linux.resources.{k}", dict) for k in ("memory", "cpu", "pids", "blockIO", "network", "rdma")],
-    *[(f"hooks.{k}", list) for k in ("prestart", "createRuntime", "createContainer",
-                                     "startContainer", "poststart", "poststop")],
+    *[(f"hooks.{k}", list) for k in HOOKS],
 ]
 # list fields whose items must be objects
 _OBJECT_ITEMS = ["mounts", "process.rlimits", "linux.namespaces", "linux.uidMappings",
                  "linux.gidMappings", "linux.devices", "linux.resources.devices",
-                 "linux.resources.hugepageLimits", "hooks.prestart", "hooks.createRuntime",
-                 "hooks.createContainer", "hooks.startContainer", "hooks.poststart",
-                 "hooks.poststop"]
+                 "linux.resources.hugepageLimits", *[f"hooks.{k}" for k in HOOKS]]
 
 
-def _lookup(config: Config, dotted: str) -> tuple[bool, Any]:
-    node: Any = config
+def _lookup(config: Mapping[str, object], dotted: str) -> tuple[bool, object]:
+    node: object = config
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
             return False, None
@@ -102,15 +104,17 @@ def _lookup(config: Config, dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
-def check_shapes(config: Config) -> None:
+def check_shapes(config: Mapping[str, object]) -> None:
     names: dict[type, str] = {dict: "an object", list: "a list"}
     for dotted, t in _SHAPES:
         present, value = _lookup(config, dotted)
         _need(not present or isinstance(value, t), dotted, f"must be {names[t]}, got {value!r:.40}")
     for dotted in _OBJECT_ITEMS:
-        for i, item in enumerate(_lookup(config, dotted)[1] or []):
+        items = _lookup(config, dotted)[1]
+        for i, item in enumerate(items if isinstance(items, list) else []):
             _need(isinstance(item, dict), f"{dotted}[{i}]", f"must be an object, got {item!r:.40}")
-    for key, caps in (_lookup(config, "process.capabilities")[1] or {}).items():
+    capabilities = _lookup(config, "process.capabilities")[1]
+    for key, caps in (capabilities.items() if isinstance(capabilities, dict) else ()):
         _need(_is_list_of(caps, str), f"process.capabilities.{key}", "must be a list of strings")
 
 
@@ -138,7 +142,7 @@ def check(config: Config, bundle: str) -> None:
         raise SpecError(broken[0])
 
 
-def check_process(process: dict[str, Any], field: str) -> None:
+def check_process(process: Process, field: str) -> None:
     args = process.get("args")
     _need(_is_list_of(args, str) and len(args or []) > 0, f"{field}.args", "must be a non-empty list of strings")
     cwd = process.get("cwd", "/")
@@ -167,7 +171,7 @@ def check_process(process: dict[str, Any], field: str) -> None:
     _need(isinstance(process.get("terminal", False), bool), f"{field}.terminal", "must be a boolean")
 
 
-def check_mounts(mounts: Any) -> None:
+def check_mounts(mounts: list[Mount]) -> None:
     _need(isinstance(mounts, list), "mounts", "must be a list")
     for i, m in enumerate(mounts):
         f = f"mounts[{i}]"
@@ -180,9 +184,9 @@ def check_mounts(mounts: Any) -> None:
             _need(isinstance(m.get(key, ""), str), f"{f}.{key}", "not a string")
 
 
-def check_linux(linux: Any) -> None:
+def check_linux(linux: Linux) -> None:
     _need(isinstance(linux, dict), "linux", "not an object")
-    seen: set[str] = set()
+    seen: set[object] = set()
     for i, ns in enumerate(linux.get("namespaces", [])):
         f = f"linux.namespaces[{i}]"
         _need(isinstance(ns, dict), f, "not an object")
@@ -194,10 +198,11 @@ def check_linux(linux: Any) -> None:
         if path is not None:
             _need(isinstance(path, str) and path.startswith("/"), f"{f}.path", "must be an absolute path")
             _need(os.path.exists(path), f"{f}.path", f"{path}: no such file")
-    for key in ("uidMappings", "gidMappings"):
-        for i, m in enumerate(linux.get(key, [])):
+    for key, maps in (("uidMappings", linux.get("uidMappings", [])),
+                      ("gidMappings", linux.get("gidMappings", []))):
+        for i, m in enumerate(maps):
             ok = isinstance(m, dict) and all(
-                isinstance(m.get(k), int) and m[k] >= 0 for k in ("containerID", "hostID", "size"))
+                isinstance(v := m.get(k), int) and v >= 0 for k in ("containerID", "hostID", "size"))
             _need(ok, f"linux.{key}[{i}]", "needs non-negative containerID, hostID and size")
     if "user" in seen and not any(ns.get("path") for ns in linux.get("namespaces", [])
                                   if ns.get("type") == "user"):
@@ -208,8 +213,9 @@ def check_linux(linux: Any) -> None:
         _need(isinstance(value, str), f"linux.sysctl[{key!r}]", f"must be a string, got {value!r:.40}")
         _need(bool(key) and not set(key) & set("/ \t\n\0") and ".." not in key,
               f"linux.sysctl[{key!r}]", "not a sysctl name")
-    for key in ("maskedPaths", "readonlyPaths"):
-        for i, p in enumerate(linux.get(key, [])):
+    for key, paths in (("maskedPaths", linux.get("maskedPaths", [])),
+                       ("readonlyPaths", linux.get("readonlyPaths", []))):
+        for i, p in enumerate(paths):
             _need(isinstance(p, str) and p.startswith("/"), f"linux.{key}[{i}]",
                   f"must be an absolute path, got {p!r}")
 
@@ -221,7 +227,8 @@ PROCATTR_FIELDS = (("process", "scheduler"), ("process", "ioPriority"),
                    ("linux", "memoryPolicy"))
 
 
-def uses(process: dict[str, Any], linux: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> bool:
+def uses(process: Mapping[str, object], linux: Mapping[str, object],
+         fields: tuple[tuple[str, str], ...]) -> bool:
     where = {"process": process, "linux": linux}
     return any(where[section].get(name) is not None for section, name in fields)
 

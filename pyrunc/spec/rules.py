@@ -11,7 +11,7 @@ On the create path: only oslite and jsonfast (no re, json or pathlib).
 
 from __future__ import annotations
 
-from pyrunc._typing import MYPY, Any, Callable
+from pyrunc._typing import MYPY, Callable, Mapping
 from pyrunc.sys import jsonfast
 from pyrunc.sys import oslite as os
 
@@ -19,13 +19,20 @@ SYSCTL_IPC = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "
               "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
 NS_LINK_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
                  "user": "user", "cgroup": "cgroup", "time": "time"}
-_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+# Names the mechanisms in pyrunc.linux check by too: they belong here, in the layer below them.
+ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")  # the seccomp actions that carry an errno
+OFFSET_CLOCKS = ("monotonic", "boottime")  # the clocks a time namespace can offset
+MPOL_NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")
+MPOL_NEED_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED_MANY")
 _IFNAMSIZ = 16
 # The kernel's limit on lines in /proc/<pid>/{uid,gid}_map (since Linux 4.15).
 _MAX_ID_MAPPINGS = 340
 
 if MYPY:
-    Rule = Callable[[dict[str, Any], str], list[str]]
+    # A rule reads the config as untrusted JSON (`validate` passes one the schema rejected), so
+    # it narrows every value it reads: a Config is a Mapping[str, object].
+    JSON = Mapping[str, object]
+    Rule = Callable[[JSON, str], list[str]]
 
 
 def _quote(key: str) -> str:
@@ -43,11 +50,11 @@ def _is_cpu_list(value: str) -> bool:
 
 # --- helpers that survive a config the schema rejected ------------------------------------------
 
-def _dict(value: object) -> dict[str, Any]:
+def _dict(value: object) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: object) -> list[Any]:
+def _list(value: object) -> list[object]:
     return value if isinstance(value, list) else []
 
 
@@ -55,13 +62,14 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _namespaces(config: dict[str, Any]) -> dict[str, str]:
+def _namespaces(config: JSON) -> dict[str, str]:
     """type -> path ("" when the runtime creates the namespace)."""
     out: dict[str, str] = {}
     for ns in _list(_dict(config.get("linux")).get("namespaces")):
         ns = _dict(ns)
-        if isinstance(ns.get("type"), str):
-            out.setdefault(ns["type"], _str(ns.get("path")) or "")
+        kind = ns.get("type")
+        if isinstance(kind, str):
+            out.setdefault(kind, _str(ns.get("path")) or "")
     return out
 
 
@@ -85,7 +93,7 @@ def _cpu_list(value: object, where: str) -> list[str]:
 
 # --- root, process ------------------------------------------------------------------------------
 
-def _check_root(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_root(config: JSON, bundle: str) -> list[str]:
     root = config.get("root")
     if root is None:
         return ["root: is required on Linux"]
@@ -100,7 +108,7 @@ def _check_root(config: dict[str, Any], bundle: str) -> list[str]:
     return []
 
 
-def _check_rlimits(process: dict[str, Any]) -> list[str]:
+def _check_rlimits(process: JSON) -> list[str]:
     errors, seen = [], set()
     for i, rl in enumerate(_list(process.get("rlimits"))):
         rl, where = _dict(rl), f"process.rlimits[{i}]"
@@ -114,7 +122,7 @@ def _check_rlimits(process: dict[str, Any]) -> list[str]:
     return errors
 
 
-def _check_scheduler(process: dict[str, Any]) -> list[str]:
+def _check_scheduler(process: JSON) -> list[str]:
     sched, where = _dict(process.get("scheduler")), "process.scheduler"
     policy, errors = sched.get("policy"), []
     nice = sched.get("nice", 0)
@@ -128,7 +136,7 @@ def _check_scheduler(process: dict[str, Any]) -> list[str]:
     return errors
 
 
-def _check_process(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_process(config: JSON, bundle: str) -> list[str]:
     if "process" not in config:
         return []
     process = _dict(config.get("process"))
@@ -146,7 +154,7 @@ def _check_process(config: dict[str, Any], bundle: str) -> list[str]:
 
 # --- mounts, hooks, paths -----------------------------------------------------------------------
 
-def _check_mount(mount: dict[str, Any], where: str, bundle: str, userns: bool) -> list[str]:
+def _check_mount(mount: JSON, where: str, bundle: str, userns: bool) -> list[str]:
     errors = _absolute(mount.get("destination"), f"{where}.destination")
     options = [o for o in _list(mount.get("options")) if isinstance(o, str)]
     source = _str(mount.get("source"))
@@ -163,7 +171,7 @@ def _check_mount(mount: dict[str, Any], where: str, bundle: str, userns: bool) -
     return errors
 
 
-def _check_mounts(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_mounts(config: JSON, bundle: str) -> list[str]:
     userns = "user" in _namespaces(config)
     errors = []
     for i, mount in enumerate(_list(config.get("mounts"))):
@@ -171,7 +179,7 @@ def _check_mounts(config: dict[str, Any], bundle: str) -> list[str]:
     return errors
 
 
-def _check_hooks(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_hooks(config: JSON, bundle: str) -> list[str]:
     errors = []
     for kind, hooks in _dict(config.get("hooks")).items():
         for i, hook in enumerate(_list(hooks)):
@@ -179,7 +187,7 @@ def _check_hooks(config: dict[str, Any], bundle: str) -> list[str]:
     return errors
 
 
-def _check_linux_paths(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_linux_paths(config: JSON, bundle: str) -> list[str]:
     linux, errors = _dict(config.get("linux")), []
     for key in ("maskedPaths", "readonlyPaths"):
         for i, path in enumerate(_list(linux.get(key))):
@@ -210,7 +218,7 @@ def _check_ns_path(path: str, kind: str, where: str) -> list[str]:
     return []
 
 
-def _check_namespaces(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_namespaces(config: JSON, bundle: str) -> list[str]:
     errors, seen = [], set()
     for i, ns in enumerate(_list(_dict(config.get("linux")).get("namespaces"))):
         ns = _dict(ns)
@@ -223,7 +231,7 @@ def _check_namespaces(config: dict[str, Any], bundle: str) -> list[str]:
     return errors
 
 
-def _check_id_mappings(holder: dict[str, Any], where: str) -> list[str]:
+def _check_id_mappings(holder: JSON, where: str) -> list[str]:
     errors = []
     for key in ("uidMappings", "gidMappings"):
         maps = [_dict(m) for m in _list(holder.get(key))]
@@ -243,15 +251,15 @@ def _check_id_mappings(holder: dict[str, Any], where: str) -> list[str]:
     return errors
 
 
-def _mapped(maps: list[Any], ident: int) -> bool:
-    for m in maps:
+def _mapped(maps: object, ident: int) -> bool:
+    for m in _list(maps):
         start, size = _dict(m).get("containerID"), _dict(m).get("size")
         if isinstance(start, int) and isinstance(size, int) and start <= ident < start + size:
             return True
     return False
 
 
-def _check_user_mapped(config: dict[str, Any], linux: dict[str, Any]) -> list[str]:
+def _check_user_mapped(config: JSON, linux: JSON) -> list[str]:
     user = _dict(_dict(config.get("process")).get("user"))
     checks = [("uid", "uidMappings", user.get("uid")), ("gid", "gidMappings", user.get("gid"))]
     checks += [(f"additionalGids[{i}]", "gidMappings", g)
@@ -262,7 +270,7 @@ def _check_user_mapped(config: dict[str, Any], linux: dict[str, Any]) -> list[st
             and not _mapped(linux[key], ident)]
 
 
-def _check_userns(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_userns(config: JSON, bundle: str) -> list[str]:
     linux, namespaces = _dict(config.get("linux")), _namespaces(config)
     has_maps = bool(linux.get("uidMappings") or linux.get("gidMappings"))
     errors = _check_id_mappings(linux, "linux")
@@ -292,14 +300,14 @@ def private(namespaces: dict[str, str], kind: str) -> bool:
     return kind in namespaces and not (namespaces[kind] and is_own_ns(kind, namespaces[kind]))
 
 
-def _check_uts(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_uts(config: JSON, bundle: str) -> list[str]:
     if private(_namespaces(config), "uts"):
         return []
     return [f"{key}: cannot be set without a private UTS namespace"
             for key in ("hostname", "domainname") if config.get(key)]
 
 
-def _check_mount_ns(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_mount_ns(config: JSON, bundle: str) -> list[str]:
     """Without a mount namespace of its own the container shares the runtime's: nothing outside
     the bundle may be remounted (runc refuses masked and read-only paths there too)."""
     if private(_namespaces(config), "mount"):
@@ -340,7 +348,7 @@ def _sysctl_error(key: str, namespaces: dict[str, str]) -> str | None:
     return None if kind in ("ipc", "network") else "is not in a separate kernel namespace"
 
 
-def _check_sysctl(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_sysctl(config: JSON, bundle: str) -> list[str]:
     namespaces, errors = _namespaces(config), []
     for key in _dict(_dict(config.get("linux")).get("sysctl")):
         why = _sysctl_error(key, namespaces)
@@ -349,12 +357,12 @@ def _check_sysctl(config: dict[str, Any], bundle: str) -> list[str]:
     return errors
 
 
-def _check_time(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_time(config: JSON, bundle: str) -> list[str]:
     offsets = _dict(_dict(config.get("linux")).get("timeOffsets"))
     if not offsets:
         return []
     errors = [f"linux.timeOffsets[{_quote(clock)}]: only monotonic and boottime clocks "
-              "can be offset" for clock in offsets if clock not in ("monotonic", "boottime")]
+              "can be offset" for clock in offsets if clock not in OFFSET_CLOCKS]
     namespaces = _namespaces(config)
     if "time" not in namespaces:
         errors.append("linux.timeOffsets: needs a time namespace")
@@ -368,7 +376,7 @@ def _valid_ifname(name: str) -> bool:
             and not any(c == "/" or c == ":" or c.isspace() for c in name))
 
 
-def _check_net_devices(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_net_devices(config: JSON, bundle: str) -> list[str]:
     devices = _dict(_dict(config.get("linux")).get("netDevices"))
     if not devices:
         return []
@@ -387,7 +395,7 @@ def _check_net_devices(config: dict[str, Any], bundle: str) -> list[str]:
 
 # --- resources, seccomp, memory policy ----------------------------------------------------------
 
-def _check_resources(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_resources(config: JSON, bundle: str) -> list[str]:
     resources = _dict(_dict(config.get("linux")).get("resources"))
     cpu, errors = _dict(resources.get("cpu")), []
     quota, burst = cpu.get("quota"), cpu.get("burst")
@@ -403,12 +411,12 @@ def _check_resources(config: dict[str, Any], bundle: str) -> list[str]:
 
 
 def _errno_error(action: object, where: str) -> list[str]:
-    if action in _ERRNO_ACTIONS:
+    if action in ERRNO_ACTIONS:
         return []
     return [f"{where}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return an errno, not {action}"]
 
 
-def _check_seccomp(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_seccomp(config: JSON, bundle: str) -> list[str]:
     seccomp, errors = _dict(_dict(config.get("linux")).get("seccomp")), []
     if "defaultErrnoRet" in seccomp:
         errors += _errno_error(seccomp.get("defaultAction"), "linux.seccomp.defaultErrnoRet")
@@ -419,14 +427,13 @@ def _check_seccomp(config: dict[str, Any], bundle: str) -> list[str]:
     return errors
 
 
-def _check_memory_policy(config: dict[str, Any], bundle: str) -> list[str]:
+def _check_memory_policy(config: JSON, bundle: str) -> list[str]:
     policy = _dict(_dict(config.get("linux")).get("memoryPolicy"))
     mode, nodes = policy.get("mode"), _str(policy.get("nodes")) or ""
     where = "linux.memoryPolicy.nodes"
-    if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and nodes:
+    if mode in MPOL_NO_NODES and nodes:
         return [f"{where}: {mode} takes no nodes"]
-    if mode in ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
-                "MPOL_PREFERRED_MANY") and not nodes:
+    if mode in MPOL_NEED_NODES and not nodes:
         return [f"{where}: {mode} needs at least one node"]
     return _cpu_list(nodes, where)
 
@@ -439,7 +446,7 @@ RULES: tuple[Rule, ...] = (  # noqa: F821 (Rule: for mypy only)
 )
 
 
-def errors(config: dict[str, Any], bundle: str) -> list[str]:
+def errors(config: JSON, bundle: str) -> list[str]:
     """Every rule broken by `config` (whose bundle is `bundle`), one `field: why` line each; safe
     on a config the schema rejected."""
     out: list[str] = []

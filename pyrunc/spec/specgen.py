@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 
 from pyrunc import OCI_VERSION
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import SpecError
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from pyrunc.spec.types import Config, Linux, Mount, Process
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
@@ -24,20 +27,21 @@ _MASKED_PATHS = [
 _READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
-def _process() -> dict[str, Any]:
+def _process() -> Process:
     return {
         "terminal": True,
         "user": {"uid": 0, "gid": 0},
         "args": ["sh"],
         "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
         "cwd": "/",
-        "capabilities": {s: list(_CAPS) for s in ("bounding", "effective", "permitted", "ambient")},
+        "capabilities": {"bounding": list(_CAPS), "effective": list(_CAPS),
+                         "permitted": list(_CAPS), "ambient": list(_CAPS)},
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
         "noNewPrivileges": True,
     }
 
 
-def _mounts() -> list[dict[str, Any]]:
+def _mounts() -> list[Mount]:
     return [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -55,7 +59,7 @@ def _mounts() -> list[dict[str, Any]]:
     ]
 
 
-def _linux() -> dict[str, Any]:
+def _linux() -> Linux:
     return {
         "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
@@ -64,7 +68,7 @@ def _linux() -> dict[str, Any]:
     }
 
 
-def _make_rootless(spec: dict[str, Any]) -> None:
+def _make_rootless(spec: Config) -> None:
     """runc's specconv.ToRootless, applied to the default spec."""
     linux = spec["linux"]
     namespaces = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
@@ -78,15 +82,15 @@ def _make_rootless(spec: dict[str, Any]) -> None:
     }
     for mount in spec["mounts"]:
         if mount["destination"] == "/sys":
-            mount.update(type="none", source="/sys",
-                         options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+            mount["type"], mount["source"] = "none", "/sys"
+            mount["options"] = ["rbind", "nosuid", "noexec", "nodev", "ro"]
         elif "options" in mount:
             # uid=/gid= name ids of the host, which the one-id mapping does not contain.
             mount["options"] = [o for o in mount["options"] if not o.startswith(("uid=", "gid="))]
 
 
-def default_spec(rootless: bool = False) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+def default_spec(rootless: bool = False) -> Config:
+    spec: Config = {
         "ociVersion": OCI_VERSION,
         "process": _process(),
         "root": {"path": "rootfs", "readonly": True},
@@ -99,7 +103,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
     return spec
 
 
-def dumps(spec: dict[str, Any]) -> str:
+def dumps(spec: Config) -> str:
     """Go's json.MarshalIndent(spec, "", "\\t"): tab indents, no trailing newline."""
     return json.dumps(spec, indent="\t")
 
@@ -107,12 +111,12 @@ def dumps(spec: dict[str, Any]) -> str:
 def write_spec(bundle: str, rootless: bool = False) -> None:
     """Write `<bundle>/config.json`; never overwrite one (runc's wording on refusal)."""
     path = os.path.join(bundle, "config.json")
-    data = dumps(default_spec(rootless)).encode()
+    data = dumps(default_spec(rootless))  # ASCII: json.dumps escapes the rest
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     except FileExistsError:
         raise SpecError("File config.json exists. Remove it first") from None
     except OSError as exc:
         raise SpecError(f"open {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "wb") as f:
+    with os.fdopen(fd, "w") as f:
         f.write(data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import _json
 
-from pyrunc._typing import Any
+from pyrunc._typing import Any  # loads' result: the parser's, unchecked (the JSON boundary)
 
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
 
@@ -64,14 +64,14 @@ _encode_spaced = _json.make_encoder(None, _default, _json.encode_basestring_asci
                                     ", ", False, False, True)
 
 
-def dumps(obj: Any, indent: int | None = None, compact: bool = True) -> str:
+def dumps(obj: object, indent: int | None = None, compact: bool = True) -> str:
     """compact=True: no spaces (state files, messages); compact=False: json.dumps's default."""
     if indent is not None:
         return _pretty(obj, indent, 0)
     return "".join((_encode if compact else _encode_spaced)(obj, 0))
 
 
-def _pretty(obj: Any, indent: int, level: int) -> str:
+def _pretty(obj: object, indent: int, level: int) -> str:
     pad, inner = " " * (indent * level), " " * (indent * (level + 1))
     if isinstance(obj, dict) and obj:
         items = [f"{inner}{_json.encode_basestring_ascii(str(k))}: {_pretty(v, indent, level + 1)}"

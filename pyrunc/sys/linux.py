@@ -15,7 +15,6 @@ from _ctypes import byref as byref
 from _ctypes import get_errno as get_errno
 from _ctypes import sizeof as sizeof
 
-from pyrunc._typing import Any
 from pyrunc.sys import oslite as os
 
 # --- a minimal ctypes on the C module: `import ctypes` costs ~3 ms of every start -------------------
@@ -53,7 +52,7 @@ class _Lib:
         self._flags = flags
         self._restype = restype
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> _ctypes.CFuncPtr:
         class _Func(_ctypes.CFuncPtr):  # type: ignore[misc]
             _flags_ = self._flags
             _restype_ = self._restype
@@ -63,8 +62,8 @@ class _Lib:
         return func
 
 
-libc: Any = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_USE_ERRNO, c_int)
-pythonapi: Any = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI, None)
+libc = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_USE_ERRNO, c_int)
+pythonapi = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI, None)
 
 # --- syscall numbers: generic table (aarch64, riscv64) and x86_64's own ---------------------------
 _NR_X86_64 = {"pivot_root": 155, "setns": 308, "unshare": 272, "capget": 125, "capset": 126,

@@ -119,7 +119,12 @@ from posix import (
 )
 from posix import environ as _environb
 
-from pyrunc._typing import Any, Iterator
+from pyrunc._typing import MYPY, Callable, Iterator, TextIO
+
+if MYPY:
+    from posix import stat_result
+
+    from _typeshed import OpenTextMode
 
 __all__ = [  # os's names, re-exported
     "F_OK", "MFD_ALLOW_SEALING", "MFD_CLOEXEC", "O_APPEND", "O_CLOEXEC", "O_CREAT",
@@ -140,7 +145,7 @@ __all__ = [  # os's names, re-exported
 ]
 
 # posixpath.normpath's own C implementation (3.11+); an interpreter without it gets posixpath's.
-_path_normpath: Any = getattr(posix, "_path_normpath", None)
+_path_normpath: Callable[[str], str] | None = getattr(posix, "_path_normpath", None)
 _ENC = ("utf-8", "surrogateescape")  # os's filesystem encoding and error handler on Linux
 
 
@@ -156,7 +161,8 @@ def fsencode(name: str | bytes) -> bytes:
     return name.encode(*_ENC) if isinstance(name, str) else name
 
 
-def fdopen(fd: int, mode: str = "r") -> Any:
+def fdopen(fd: int, mode: OpenTextMode = "r") -> TextIO:
+    """os.fdopen in a text mode (pyrunc writes no binary file through it)."""
     return builtins.open(fd, mode)  # it takes an fd, as os.fdopen passes it on (`open` here is posix's)
 
 
@@ -194,7 +200,7 @@ def walk(top: str, topdown: bool = True) -> Iterator[tuple[str, list[str], list[
         yield top, dirs, files
 
 
-def _file_type(how: Any, p: str) -> int | None:
+def _file_type(how: Callable[[str], stat_result], p: str) -> int | None:
     """S_IFMT of `p` by stat or lstat, None when it cannot be had (as posixpath's queries)."""
     try:
         return int(how(p).st_mode) & 0o170000

@@ -53,3 +53,20 @@ def test_hot_path_imports_nothing_heavy(verb: str) -> None:
                        check=True)
     loaded = set(p.stdout.split())
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+# The typed config (pyrunc.spec.types) leaves `Any` only at the JSON boundary: the parser's
+# result before spec.load checks it, and the few free-form documents around it.
+ANY_LINES_MAX = 30
+
+
+def test_any_confined_to_the_json_boundary() -> None:
+    import tokenize
+    lines = []
+    for path in sorted((REPO / "pyrunc").rglob("*.py")):
+        with open(path, "rb") as f:
+            toks = tokenize.tokenize(f.readline)
+            rows = {t.start[0] for t in toks if t.type == tokenize.NAME and t.string == "Any"}
+        text = path.read_text().splitlines()
+        lines += [f"{path.relative_to(REPO)}:{n}: {text[n - 1].strip()}" for n in sorted(rows)]
+    assert len(lines) <= ANY_LINES_MAX, f"{len(lines)} lines name Any:\n" + "\n".join(lines)

@@ -10,21 +10,22 @@ the v2 eBPF program), bpf (the bpf(2) calls), manager (the executor), stats (eve
 
 from __future__ import annotations
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import CgroupError, SpecError
 from pyrunc.linux.cgroups.manager import Manager
 from pyrunc.sys import oslite as os
 
-MYPY = False
 if MYPY:
     from pyrunc.linux.cgroups.layout import Layout
+    from pyrunc.linux.cgroups.manager import CgroupState
+    from pyrunc.spec.types import Linux, Resources
 
 __all__ = ["Manager", "from_state", "manager_for", "new_manager"]
 
 SYSTEMD_RUNNING = "/run/systemd/system"
 
 
-def new_manager(cid: str, linux: dict[str, Any], *, systemd: bool = False,
+def new_manager(cid: str, linux: Linux, *, systemd: bool = False,
                 rootless: bool = False) -> Manager:
     """A Manager for the container's cgroups (nothing is created until `create()`)."""
     linux = linux or {}
@@ -36,7 +37,7 @@ def new_manager(cid: str, linux: dict[str, Any], *, systemd: bool = False,
     return manager_for(detect(), cid, linux, rootless=rootless)
 
 
-def manager_for(layout: Layout, cid: str, linux: dict[str, Any], *,
+def manager_for(layout: Layout, cid: str, linux: Linux, *,
                 rootless: bool = False) -> Manager:
     """new_manager on an explicit layout (tests use a cgroup2-only layout on a hybrid host)."""
     from pyrunc.linux.cgroups import devices
@@ -52,7 +53,7 @@ def manager_for(layout: Layout, cid: str, linux: dict[str, Any], *,
                    v2_root=layout.unified)
 
 
-def from_state(saved: dict[str, Any]) -> Manager:
+def from_state(saved: CgroupState) -> Manager:
     """The Manager that `Manager.to_state()` describes."""
     return Manager.from_state(saved)
 
@@ -89,7 +90,7 @@ def _resolve(layout: Layout, path: str) -> dict[str, str]:
     return dirs
 
 
-def _check_plan(layout: Layout, dirs: dict[str, str], resources: dict[str, Any]) -> None:
+def _check_plan(layout: Layout, dirs: dict[str, str], resources: Resources) -> None:
     """Render once to validate the values and see that the controllers asked for exist."""
     from pyrunc.linux.cgroups import plan  # not on the path of delete/pause/kill
 

@@ -12,12 +12,18 @@ Later rules win, as with v1's devices.allow/devices.deny written in order.
 
 from __future__ import annotations
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import SpecError
 from pyrunc.records import dataclass
 
+if MYPY:
+    from collections.abc import Mapping
+
+    from pyrunc.spec.types import DeviceRule, Linux
+
 WILDCARD = -1
 Insn = tuple[int, int, int, "int | None", int]  # code, dst, src, off (None: to next), imm
+RuleRow = tuple[int, str, int, int, str]  # allow, type, major, minor, access: see Rule.row
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,9 @@ class Rule:
         minor = "*" if self.minor == WILDCARD else str(self.minor)
         return file, f"{self.type} {major}:{minor} {self.access}"
 
-    def row(self) -> list[Any]:
+    def row(self) -> RuleRow:
         """The rule as state.json keeps it: [allow, type, major, minor, access]."""
-        return [int(self.allow), self.type, self.major, self.minor, self.access]
+        return (int(self.allow), self.type, self.major, self.minor, self.access)
 
 
 def _char(major: int, minor: int) -> Rule:
@@ -60,7 +66,7 @@ DEFAULT_RULES = (
 )
 
 
-def _num(entry: dict[str, Any], key: str, where: str) -> int:
+def _num(entry: Mapping[str, object], key: str, where: str) -> int:
     val = entry.get(key)
     if val is None or val == WILDCARD:
         return WILDCARD
@@ -69,7 +75,7 @@ def _num(entry: dict[str, Any], key: str, where: str) -> int:
     return val
 
 
-def parse_rule(entry: dict[str, Any], where: str) -> Rule:
+def parse_rule(entry: DeviceRule, where: str) -> Rule:
     if not isinstance(entry, dict) or not isinstance(entry.get("allow"), bool):
         raise SpecError(f"{where}.allow: required boolean is missing")
     dtype = entry.get("type") or "a"
@@ -83,7 +89,7 @@ def parse_rule(entry: dict[str, Any], where: str) -> Rule:
                 access)
 
 
-def rules(linux: dict[str, Any]) -> list[Rule]:
+def rules(linux: Linux) -> list[Rule]:
     """The full ordered rule list for a config's `linux` section."""
     res = linux.get("resources") or {}
     out = [parse_rule(e, f"linux.resources.devices[{i}]")

@@ -11,15 +11,29 @@ from __future__ import annotations
 import errno
 import time
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import CgroupError
 from pyrunc.sys import oslite as os
 
-MYPY = False
 if MYPY:
     from collections.abc import Set as AbstractSet
+    from typing import Required, TypedDict
 
     from pyrunc.linux.cgroups import devices, plan
+    from pyrunc.linux.cgroups.devices import RuleRow
+    from pyrunc.linux.cgroups.stats import Stats
+    from pyrunc.spec.types import Memory, Resources
+
+    class CgroupState(TypedDict, total=False):
+        """A Manager as state.json keeps it (Manager.to_state)."""
+
+        version: int
+        mode: Required[str]
+        dirs: Required[dict[str, str]]
+        resources: Resources
+        rootless: bool
+        v2_root: str | None
+        devices: Required[list[RuleRow]]
 
 _SIGKILL = 9  # signal.SIGKILL without importing signal (it pulls enum: ~5 ms)
 _FREEZE_TIMEOUT = 5.0
@@ -70,8 +84,8 @@ def _write(path: str, value: str) -> None:
 
 
 class Manager:
-    def __init__(self, mode: str, dirs: dict[str, str], resources: dict[str, Any],
-                 rule_rows: list[list[Any]], *, rootless: bool = False,
+    def __init__(self, mode: str, dirs: dict[str, str], resources: Resources,
+                 rule_rows: list[RuleRow], *, rootless: bool = False,
                  v2_root: str | None = None) -> None:
         self.mode = mode
         self.dirs = dirs
@@ -179,7 +193,7 @@ class Manager:
 
     # ---- resources ------------------------------------------------------------------------------
 
-    def set(self, resources: dict[str, Any]) -> None:
+    def set(self, resources: Resources) -> None:
         from pyrunc import log
         from pyrunc.linux.cgroups import plan  # create and update only, not delete/pause/kill
 
@@ -257,8 +271,8 @@ class Manager:
             if missing:
                 _write(control, " ".join(f"+{c}" for c in sorted(missing)))
 
-    def _check_before_update(self, resources: dict[str, Any]) -> None:
-        mem = resources.get("memory") or {}
+    def _check_before_update(self, resources: Resources) -> None:
+        mem: Memory = resources.get("memory") or {}
         limit = mem.get("limit") or 0
         if not mem.get("checkBeforeUpdate") or limit <= 0 or not self._has("", "memory.current"):
             return
@@ -422,7 +436,7 @@ class Manager:
         for path in self._distinct().values():
             _rmdir_tree(path)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         from pyrunc.linux.cgroups import stats  # only `events` needs it
 
         return stats.collect(self.dirs, v2=self.mode == "v2")
@@ -435,15 +449,15 @@ class Manager:
     def paths(self) -> dict[str, str]:
         return dict(self.dirs)
 
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self) -> CgroupState:
         return {"version": 1, "mode": self.mode, "dirs": dict(self.dirs),
                 "resources": self.resources, "rootless": self.rootless, "v2_root": self.v2_root,
                 "devices": self.rule_rows}
 
     @classmethod
-    def from_state(cls, saved: dict[str, Any]) -> Manager:
+    def from_state(cls, saved: CgroupState) -> Manager:
         try:
-            rows = [list(row) for row in saved["devices"]]
+            rows = list(saved["devices"])
             if any(len(row) != 5 for row in rows):
                 raise ValueError("a device rule is not [allow, type, major, minor, access]")
             return cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, rows,

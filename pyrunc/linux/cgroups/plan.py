@@ -8,9 +8,14 @@ weight -> io.weight, memory+swap -> memory.swap.max).
 
 from __future__ import annotations
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.errors import CgroupError, SpecError
 from pyrunc.records import dataclass
+
+if MYPY:
+    from collections.abc import Mapping
+
+    from pyrunc.spec.types import Network, Resources
 
 PREFIX = "linux.resources"
 
@@ -28,9 +33,11 @@ class Entry:
 
 # ---- validation ---------------------------------------------------------------------------------
 
-def _int(res: dict[str, Any], group: str, key: str, lo: int | None = None,
+def _int(res: Mapping[str, object], group: str, key: str, lo: int | None = None,
          hi: int | None = None) -> int | None:
     sect = res.get(group) or {}
+    if not isinstance(sect, dict):
+        raise SpecError(f"{PREFIX}.{group}: expected an object, got {type(sect).__name__}")
     val = sect.get(key)
     if val is None:
         return None
@@ -42,7 +49,7 @@ def _int(res: dict[str, Any], group: str, key: str, lo: int | None = None,
     return val
 
 
-def _section(res: dict[str, Any], group: str) -> dict[str, Any]:
+def _section(res: Mapping[str, object], group: str) -> Mapping[str, object]:
     sect = res.get(group)
     if sect is None:
         return {}
@@ -51,7 +58,7 @@ def _section(res: dict[str, Any], group: str) -> dict[str, Any]:
     return sect
 
 
-def _cpu_list(res: dict[str, Any], key: str) -> str | None:
+def _cpu_list(res: Mapping[str, object], key: str) -> str | None:
     val = _section(res, "cpu").get(key)
     if val is None or val == "":
         return None
@@ -64,14 +71,14 @@ def _limit(val: int) -> str:
     return "max" if val == -1 else str(val)
 
 
-def _dev(entry: dict[str, Any], where: str) -> str:
+def _dev(entry: Mapping[str, object], where: str) -> str:
     major, minor = entry.get("major"), entry.get("minor")
     if not isinstance(major, int) or not isinstance(minor, int) or major < 0 or minor < 0:
         raise SpecError(f"{where}: major and minor must be non-negative integers, got {entry!r}")
     return f"{major}:{minor}"
 
 
-def _dev_list(res: dict[str, Any], key: str) -> list[dict[str, Any]]:
+def _dev_list(res: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
     val = _section(res, "blockIO").get(key) or []
     if not isinstance(val, list) or not all(isinstance(e, dict) for e in val):
         raise SpecError(f"{PREFIX}.blockIO.{key}: expected an array of objects")
@@ -80,7 +87,7 @@ def _dev_list(res: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 # ---- cgroup v1 ----------------------------------------------------------------------------------
 
-def _memory_v1(res: dict[str, Any]) -> list[Entry]:
+def _memory_v1(res: Resources) -> list[Entry]:
     out: list[Entry] = []
     f = f"{PREFIX}.memory"
     limit = _int(res, "memory", "limit", lo=-1)
@@ -112,7 +119,7 @@ def _memory_v1(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def _cpu_v1(res: dict[str, Any]) -> list[Entry]:
+def _cpu_v1(res: Resources) -> list[Entry]:
     f = f"{PREFIX}.cpu"
     ints = [("shares", "cpu.shares", 0), ("period", "cpu.cfs_period_us", 0),
             ("quota", "cpu.cfs_quota_us", -1), ("burst", "cpu.cfs_burst_us", 0),
@@ -128,7 +135,7 @@ def _cpu_v1(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def _cpuset(res: dict[str, Any]) -> list[Entry]:
+def _cpuset(res: Resources) -> list[Entry]:
     out = []
     for key in ("cpus", "mems"):
         val = _cpu_list(res, key)
@@ -137,14 +144,14 @@ def _cpuset(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def _pids(res: dict[str, Any], controller: str) -> list[Entry]:
+def _pids(res: Resources, controller: str) -> list[Entry]:
     limit = _int(res, "pids", "limit", lo=-1)
     if limit is None:
         return []
     return [Entry(controller, "pids.max", _limit(limit), f"{PREFIX}.pids.limit")]
 
 
-def _blkio_v1(res: dict[str, Any], bfq: bool) -> list[Entry]:
+def _blkio_v1(res: Resources, bfq: bool) -> list[Entry]:
     f = f"{PREFIX}.blockIO"
     weight_file = "blkio.bfq.weight" if bfq else "blkio.weight"
     out: list[Entry] = []
@@ -177,14 +184,14 @@ _THROTTLE_V1 = {
 }
 
 
-def _rate(dev: dict[str, Any], where: str) -> int:
+def _rate(dev: Mapping[str, object], where: str) -> int:
     rate = dev.get("rate")
     if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
         raise SpecError(f"{where}.rate: expected a non-negative integer, got {rate!r}")
     return rate
 
 
-def _hugetlb(res: dict[str, Any], v2: bool) -> list[Entry]:
+def _hugetlb(res: Resources, v2: bool) -> list[Entry]:
     limits = res.get("hugepageLimits") or []
     if not isinstance(limits, list):
         raise SpecError(f"{PREFIX}.hugepageLimits: expected an array")
@@ -203,13 +210,14 @@ def _hugetlb(res: dict[str, Any], v2: bool) -> list[Entry]:
     return out
 
 
-def _network(res: dict[str, Any]) -> list[Entry]:
-    sect = _section(res, "network")
+def _network(res: Resources) -> list[Entry]:
+    _section(res, "network")  # absent or an object
+    net: Network = res.get("network") or {}
     out: list[Entry] = []
     classid = _int(res, "network", "classID", lo=0)
     if classid:
         out.append(Entry("net_cls", "net_cls.classid", str(classid), f"{PREFIX}.network.classID"))
-    for i, prio in enumerate(sect.get("priorities") or []):
+    for i, prio in enumerate(net.get("priorities") or []):
         where = f"{PREFIX}.network.priorities[{i}]"
         if not isinstance(prio.get("name"), str) or not isinstance(prio.get("priority"), int):
             raise SpecError(f"{where}: expected {{name: string, priority: integer}}")
@@ -218,11 +226,12 @@ def _network(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def _rdma(res: dict[str, Any], controller: str) -> list[Entry]:
+def _rdma(res: Resources, controller: str) -> list[Entry]:
     rdma = res.get("rdma") or {}
     out: list[Entry] = []
-    for dev, lim in sorted(rdma.items()):
+    for dev, rdma_limits in sorted(rdma.items()):
         where = f"{PREFIX}.rdma.{dev}"
+        lim: Mapping[str, object] = rdma_limits
         parts = [f"{name}={lim[key]}" for key, name in
                  (("hcaHandles", "hca_handle"), ("hcaObjects", "hca_object")) if key in lim]
         if not parts:
@@ -231,7 +240,7 @@ def _rdma(res: dict[str, Any], controller: str) -> list[Entry]:
     return out
 
 
-def _warn_kernel_memory(res: dict[str, Any], v2: bool) -> list[str]:
+def _warn_kernel_memory(res: Resources, v2: bool) -> list[str]:
     """memory.kmem.limit_in_bytes is a no-op since Linux 5.16 (removed in 6.x); the TCP limit
     still works on v1 but has no cgroup2 file."""
     sect = _section(res, "memory")
@@ -248,7 +257,7 @@ _UNIFIED_TO_V1 = {
 }
 
 
-def _unified_v1(res: dict[str, Any]) -> list[Entry]:
+def _unified_v1(res: Resources) -> list[Entry]:
     unified = res.get("unified") or {}
     out: list[Entry] = []
     for key, val in unified.items():
@@ -261,7 +270,7 @@ def _unified_v1(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def render_v1(res: dict[str, Any] | None, *, bfq: bool = False) -> list[Entry]:
+def render_v1(res: Resources | None, *, bfq: bool = False) -> list[Entry]:
     """The v1 files for `res`, in the order to write them (devices are handled in devices.py)."""
     res = res or {}
     return [*_cpuset(res), *_memory_v1(res), *_cpu_v1(res), *_pids(res, "pids"),
@@ -299,7 +308,7 @@ def swap_to_v2(swap: int, limit: int) -> int:
     return swap - limit
 
 
-def _memory_v2(res: dict[str, Any]) -> list[Entry]:
+def _memory_v2(res: Resources) -> list[Entry]:
     f = f"{PREFIX}.memory"
     limit = _int(res, "memory", "limit", lo=-1) or 0
     swap = swap_to_v2(_int(res, "memory", "swap", lo=-1) or 0, limit)
@@ -315,7 +324,7 @@ def _memory_v2(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def _cpu_max(res: dict[str, Any]) -> str | None:
+def _cpu_max(res: Resources) -> str | None:
     quota = _int(res, "cpu", "quota", lo=-1) or 0
     period = _int(res, "cpu", "period", lo=0) or 0
     if not quota and not period:
@@ -324,7 +333,7 @@ def _cpu_max(res: dict[str, Any]) -> str | None:
     return f"{text} {period}" if period else text
 
 
-def _cpu_v2(res: dict[str, Any]) -> list[Entry]:
+def _cpu_v2(res: Resources) -> list[Entry]:
     f = f"{PREFIX}.cpu"
     out: list[Entry] = []
     for key in ("realtimePeriod", "realtimeRuntime"):
@@ -349,7 +358,7 @@ _THROTTLE_V2 = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps
                 "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
 
 
-def _io_v2(res: dict[str, Any], bfq: bool) -> list[Entry]:
+def _io_v2(res: Resources, bfq: bool) -> list[Entry]:
     f = f"{PREFIX}.blockIO"
     out: list[Entry] = []
     weight = _int(res, "blockIO", "weight", lo=0, hi=1000)
@@ -360,8 +369,11 @@ def _io_v2(res: dict[str, Any], bfq: bool) -> list[Entry]:
         raise CgroupError(f"{f}.leafWeight: cgroup v2 has no leaf weights")
     for i, dev in enumerate(_dev_list(res, "weightDevice")):
         where = f"{f}.weightDevice[{i}]"
-        if dev.get("weight"):
-            value = dev["weight"] if bfq else blkio_to_io_weight(dev["weight"])
+        dev_weight = dev.get("weight")
+        if dev_weight:
+            if not isinstance(dev_weight, int):
+                raise SpecError(f"{where}.weight: expected an integer, got {dev_weight!r}")
+            value = dev_weight if bfq else blkio_to_io_weight(dev_weight)
             out.append(Entry("", "io.bfq.weight" if bfq else "io.weight",
                              f"{_dev(dev, where)} {value}", where))
     for key, name in _THROTTLE_V2.items():
@@ -371,7 +383,7 @@ def _io_v2(res: dict[str, Any], bfq: bool) -> list[Entry]:
     return out
 
 
-def _unified_v2(res: dict[str, Any]) -> list[Entry]:
+def _unified_v2(res: Resources) -> list[Entry]:
     unified = res.get("unified") or {}
     if not isinstance(unified, dict):
         raise SpecError(f"{PREFIX}.unified: expected an object of strings")
@@ -383,7 +395,7 @@ def _unified_v2(res: dict[str, Any]) -> list[Entry]:
     return out
 
 
-def render_v2(res: dict[str, Any] | None, *, bfq: bool = False) -> list[Entry]:
+def render_v2(res: Resources | None, *, bfq: bool = False) -> list[Entry]:
     """The cgroup2 files for `res`; `unified` comes last so it overrides converted values."""
     res = res or {}
     if _network(res):
@@ -397,6 +409,6 @@ def v2_controllers(entries: list[Entry]) -> set[str]:
     return {e.file.split(".", 1)[0] for e in entries if not e.file.startswith("cgroup.")}
 
 
-def warnings(res: dict[str, Any] | None, *, v2: bool = False) -> list[str]:
+def warnings(res: Resources | None, *, v2: bool = False) -> list[str]:
     """Things accepted but ignored (kernel memory limits: the kernel dropped them in 6.x)."""
     return _warn_kernel_memory(res or {}, v2)

@@ -5,8 +5,22 @@ Keys and omissions follow runc's types/events.go (`omitempty` fields are left ou
 
 from __future__ import annotations
 
-from pyrunc._typing import Any
+from pyrunc._typing import MYPY
 from pyrunc.sys import oslite as os
+
+if MYPY:
+    from typing import TypedDict
+
+    from pyrunc.spec.types import JSONObject
+
+    class Stats(TypedDict):
+        """runc's types.Stats; each group's keys vary (omitempty), so they stay JSON objects."""
+
+        cpu: JSONObject
+        memory: JSONObject
+        pids: JSONObject
+        blkio: JSONObject
+        hugetlb: dict[str, JSONObject]
 
 _NS_PER_TICK = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") or 100)
 _U64_MAX = (1 << 64) - 1
@@ -43,11 +57,11 @@ def _kv(text: str | None) -> dict[str, int]:
     return out
 
 
-def _omit(d: dict[str, Any], *keys: str) -> dict[str, Any]:
+def _omit(d: JSONObject, *keys: str) -> JSONObject:
     return {k: v for k, v in d.items() if k not in keys or v}
 
 
-def _cpu_v1(dirs: dict[str, str]) -> dict[str, Any]:
+def _cpu_v1(dirs: dict[str, str]) -> JSONObject:
     acct = dirs.get("cpuacct")
     times = _kv(_read(acct, "cpuacct.stat"))
     percpu = [int(x) for x in (_read(acct, "cpuacct.usage_percpu") or "").split()]
@@ -62,14 +76,14 @@ def _cpu_v1(dirs: dict[str, str]) -> dict[str, Any]:
     return {"usage": usage, "throttling": throttling}
 
 
-def _mem_entry(base: str | None, prefix: str) -> dict[str, Any]:
+def _mem_entry(base: str | None, prefix: str) -> JSONObject:
     return _omit({"limit": _num(_read(base, f"{prefix}.limit_in_bytes")),
                   "usage": _num(_read(base, f"{prefix}.usage_in_bytes")),
                   "max": _num(_read(base, f"{prefix}.max_usage_in_bytes")),
                   "failcnt": _num(_read(base, f"{prefix}.failcnt"))}, "usage", "max")
 
 
-def _memory_v1(dirs: dict[str, str]) -> dict[str, Any]:
+def _memory_v1(dirs: dict[str, str]) -> JSONObject:
     base = dirs.get("memory")
     raw = _kv(_read(base, "memory.stat"))
     return _omit({"cache": raw.get("total_cache", raw.get("cache", 0)),
@@ -78,14 +92,14 @@ def _memory_v1(dirs: dict[str, str]) -> dict[str, Any]:
                   "kernelTCP": _mem_entry(base, "memory.kmem.tcp"), "raw": raw}, "cache", "raw")
 
 
-def _pids(base: str | None) -> dict[str, Any]:
+def _pids(base: str | None) -> JSONObject:
     limit = _num(_read(base, "pids.max"))
     return _omit({"current": _num(_read(base, "pids.current")),
                   "limit": 0 if limit == _U64_MAX else limit}, "current", "limit")
 
 
-def _blkio_v1(base: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _blkio_v1(base: str | None) -> JSONObject:
+    out: JSONObject = {}
     for key, names in (("ioServiceBytesRecursive", ("blkio.io_service_bytes_recursive",
                                                     "blkio.bfq.io_service_bytes_recursive",
                                                     "blkio.throttle.io_service_bytes_recursive")),
@@ -99,7 +113,7 @@ def _blkio_v1(base: str | None) -> dict[str, Any]:
     return out
 
 
-def _blkio_entry(parts: list[str]) -> dict[str, Any] | None:
+def _blkio_entry(parts: list[str]) -> JSONObject | None:
     if len(parts) != 3 or ":" not in parts[0]:
         return None
     major, minor = parts[0].split(":")
@@ -107,7 +121,7 @@ def _blkio_entry(parts: list[str]) -> dict[str, Any] | None:
                   "value": _num(parts[2])}, "major", "minor", "op", "value")
 
 
-def _hugetlb(base: str | None, v2: bool) -> dict[str, Any]:
+def _hugetlb(base: str | None, v2: bool) -> dict[str, JSONObject]:
     if base is None:
         return {}
     sizes = sorted({f.split(".")[1] for f in os.listdir(base)
@@ -115,6 +129,7 @@ def _hugetlb(base: str | None, v2: bool) -> dict[str, Any]:
     out = {}
     for size in sizes:
         pre = f"hugetlb.{size}"
+        entry: JSONObject
         if v2:
             entry = {"usage": _num(_read(base, f"{pre}.current")),
                      "failcnt": _kv(_read(base, f"{pre}.events")).get("max", 0)}
@@ -126,7 +141,7 @@ def _hugetlb(base: str | None, v2: bool) -> dict[str, Any]:
     return out
 
 
-def _cpu_v2(base: str | None) -> dict[str, Any]:
+def _cpu_v2(base: str | None) -> JSONObject:
     st = _kv(_read(base, "cpu.stat"))
     usage = _omit({"total": st.get("usage_usec", 0) * 1000, "kernel": st.get("system_usec", 0) * 1000,
                    "user": st.get("user_usec", 0) * 1000}, "total")
@@ -137,7 +152,7 @@ def _cpu_v2(base: str | None) -> dict[str, Any]:
     return {"usage": usage, "throttling": throttling}
 
 
-def _memory_v2(base: str | None) -> dict[str, Any]:
+def _memory_v2(base: str | None) -> JSONObject:
     raw = _kv(_read(base, "memory.stat"))
     usage = _omit({"limit": _num(_read(base, "memory.max")),
                    "usage": _num(_read(base, "memory.current")),
@@ -150,9 +165,9 @@ def _memory_v2(base: str | None) -> dict[str, Any]:
                   "raw": raw}, "cache", "raw")
 
 
-def _io_v2(base: str | None) -> dict[str, Any]:
-    rbytes: list[dict[str, Any]] = []
-    rios: list[dict[str, Any]] = []
+def _io_v2(base: str | None) -> JSONObject:
+    rbytes: list[JSONObject] = []
+    rios: list[JSONObject] = []
     for line in (_read(base, "io.stat") or "").splitlines():
         dev, *pairs = line.split()
         major, _, minor = dev.partition(":")
@@ -165,7 +180,7 @@ def _io_v2(base: str | None) -> dict[str, Any]:
                  "ioServiceBytesRecursive", "ioServicedRecursive")
 
 
-def collect(dirs: dict[str, str], *, v2: bool) -> dict[str, Any]:
+def collect(dirs: dict[str, str], *, v2: bool) -> Stats:
     if v2:
         base = dirs.get("")
         return {"cpu": _cpu_v2(base), "memory": _memory_v2(base), "pids": _pids(base),

@@ -55,3 +55,10 @@ def test_supported_seccomp_flags_follow_the_kernel() -> None:
     assert len(feat.supported_seccomp_flags("6.1.0-18-amd64")) == 4
     assert feat.supported_seccomp_flags("3.10.0") == []
     assert feat.kernel_release("5.19-rc1") == (5, 19)
+
+
+def test_lists_written_out_name_what_the_mechanisms_implement() -> None:
+    from pyrunc.linux import procattrs, seccomp
+
+    assert set(feat.SECCOMP_FLAGS) == set(seccomp.FLAGS)
+    assert sorted(feat.MEMORY_POLICY_MODES) == sorted(procattrs.MPOL_MODES)
