@@ -38,8 +38,17 @@ class LayerError(PyctrError):
     """A layer tarball that tries to escape its directory or cannot be unpacked."""
 
 
+class BuildError(PyctrError):
+    """A Dockerfile that does not parse, or a build step that failed: names the file and line."""
+
+
 class ContainerError(PyctrError):
     """A container operation that is invalid in the container's state, or failed in the runtime."""
+
+
+class NetworkError(ContainerError):
+    """A network that cannot be made, joined or removed: a bad subnet, a port in use, netlink or
+    iptables refusing."""
 
 
 class EngineError(ContainerError):

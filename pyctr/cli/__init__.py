@@ -1,32 +1,30 @@
 """The `pyctr` command line: argv -> one handler per verb; the only place that prints errors.
 
-Exit status: 0 on success, 1 on an error (125 when `run` itself fails, as docker does), and for
-`run` in the foreground the container's own exit status.
+Exit status: 0 on success, 1 on an error (125 when `run` itself fails or a command line cannot
+be parsed, as docker does), and for `run` in the foreground the container's own exit status.
 """
 
 from __future__ import annotations
 
 import argparse  # noqa: TID251 - pyctr is not the runtime's hot path
-import getpass
 import json
 import os
 import sys
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyctr.driver import logfile
-from pyctr.driver.bundle import RunOptions, parse_size
-from pyctr.driver.runtime import find_runtime
 from pyctr.errors import EngineError, NotFound, PyctrError
-from pyctr.image import platforms, reference
-from pyctr.image.auth import CredentialStore
-from pyctr.image.registry import Registry
+from pyctr.image import reference
 from pyctr.image.store import Store
-from pyctr.ops import distribution, imageops, monitor
-from pyctr.ops.containers import Containers
+
+if TYPE_CHECKING:
+    from pyctr.driver.bundle import RunOptions
+    from pyctr.image.registry import Registry
+    from pyctr.ops.containers import Container, Containers
+
+# Each verb imports what it needs (python -X importtime): the registry client, http.client and
+# ssl, the bundle writer, the monitor, the build are 5-60 ms each, and most verbs use none.
 
 Handler = Callable[[argparse.Namespace], int]
 HANDLERS: dict[str, Handler] = {}
@@ -44,6 +42,8 @@ def _store(a: argparse.Namespace) -> Store:
 
 
 def _registry(ref: reference.Reference, a: argparse.Namespace) -> Registry:
+    from pyctr.ops import distribution
+
     return distribution.registry_for(ref, a.insecure, connect_timeout=a.connect_timeout,
                                      read_timeout=a.read_timeout, retries=a.retries)
 
@@ -54,6 +54,8 @@ def _image(store: Store, text: str, a: argparse.Namespace, pull_missing: bool) -
     except NotFound:
         if not pull_missing:
             raise
+    from pyctr.ops import distribution
+
     ref = reference.parse(text)
     print(f"Unable to find image '{ref.familiar()}' locally", file=sys.stderr)
     return distribution.pull(store, ref, _registry(ref, a))
@@ -64,6 +66,9 @@ def _image(store: Store, text: str, a: argparse.Namespace, pull_missing: bool) -
 
 @verb("pull")
 def cmd_pull(a: argparse.Namespace) -> int:
+    from pyctr.image import platforms
+    from pyctr.ops import distribution
+
     ref = reference.parse(a.image)
     want = platforms.parse_platform(a.platform) if a.platform else None
     distribution.pull(_store(a), ref, _registry(ref, a), want)
@@ -73,6 +78,8 @@ def cmd_pull(a: argparse.Namespace) -> int:
 
 @verb("push")
 def cmd_push(a: argparse.Namespace) -> int:
+    from pyctr.ops import distribution
+
     store = _store(a)
     img = store.lookup(a.image)
     ref = reference.parse(a.destination or img.name)
@@ -82,6 +89,11 @@ def cmd_push(a: argparse.Namespace) -> int:
 
 @verb("login")
 def cmd_login(a: argparse.Namespace) -> int:
+    import getpass
+
+    from pyctr.image.auth import CredentialStore
+    from pyctr.image.registry import Registry
+
     user = a.username or input("Username: ")
     if a.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -99,6 +111,8 @@ def cmd_login(a: argparse.Namespace) -> int:
 
 @verb("logout")
 def cmd_logout(a: argparse.Namespace) -> int:
+    from pyctr.image.auth import CredentialStore
+
     if not CredentialStore().remove(a.server):
         raise NotFound(f"not logged in to {a.server}")
     print(f"Removing login credentials for {a.server}")
@@ -134,6 +148,9 @@ def cmd_tag(a: argparse.Namespace) -> int:
 
 @verb("rmi")
 def cmd_rmi(a: argparse.Namespace) -> int:
+    from pyctr.ops import imageops
+    from pyctr.ops.containers import Containers
+
     store = _store(a)
     cs = Containers(store)
     for text in a.images:
@@ -146,12 +163,26 @@ def cmd_rmi(a: argparse.Namespace) -> int:
 
 @verb("prune")
 def cmd_prune(a: argparse.Namespace) -> int:
+    from pyctr.ops import imageops
+    from pyctr.ops.containers import Containers
+
     store = _store(a)
+    cache = imageops.prune_build_cache(store, everything=getattr(a, "all", False))
     blobs, unpacked = imageops.prune(store, Containers(store))
+    for key in cache:
+        print(f"deleted build cache: {key[:12]}")
     for digest in blobs:
         print(f"deleted blob: {digest}")
-    print(f"Total: {len(blobs)} blobs, {len(unpacked)} unpacked layers removed")
+    print(f"Total: {len(blobs)} blobs, {len(unpacked)} unpacked layers, "
+          f"{len(cache)} build cache entries removed")
     return 0
+
+
+@verb("builder")
+def cmd_builder(a: argparse.Namespace) -> int:
+    """`builder prune [-a]`: the build cache (entries holding layers no image holds, or every
+    entry with -a), then the blobs and unpacked layers nothing holds any more."""
+    return cmd_prune(a)
 
 
 @verb("inspect")
@@ -166,6 +197,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
                         "Digest": img.digest, "Manifest": manifest,
                         "Config": store.config(manifest)})
         except NotFound:
+            from pyctr.ops.containers import Containers
+
             cs = Containers(store)
             out.append(cs.inspect(cs.find(text)))
     if a.format is None:
@@ -180,6 +213,9 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
 @verb("commit")
 def cmd_commit(a: argparse.Namespace) -> int:
+    from pyctr.ops import imageops
+    from pyctr.ops.containers import Containers
+
     store = _store(a)
     cs = Containers(store)
     img = imageops.commit(store, cs, cs.find(a.container), a.image, a.message, a.author)
@@ -205,23 +241,62 @@ def cmd_load(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("build")
+def cmd_build(a: argparse.Namespace) -> int:
+    from pyctr.driver.runtime import find_runtime
+    from pyctr.ops import build
+
+    if a.network not in ("none", "host"):
+        raise PyctrError(f"unsupported --network {a.network!r} for build (none or host)")
+    store = _store(a)
+    opts = build.BuildOptions(
+        context=Path(a.context), dockerfile=Path(a.file) if a.file else None, tags=a.tag,
+        build_args=build.parse_build_args(a.build_arg), no_cache=a.no_cache,
+        network=a.network, target=a.target, quiet=a.quiet)
+    for tag in opts.tags:
+        reference.parse(tag)  # a bad -t fails before the first step
+    img = build.build(store, opts, find_runtime(a.runtime),
+                      lambda text: _image(store, text, a, pull_missing=True))
+    image_id = store.image_id(img)
+    if a.quiet:
+        print(image_id)
+        return 0
+    print(f"Successfully built {image_id.removeprefix('sha256:')[:12]}")
+    for tag in opts.tags:
+        print(f"Successfully tagged {reference.parse(tag).familiar()}")
+    return 0
+
+
 # --- containers ----------------------------------------------------------------------------
 
 
 def _run_options(a: argparse.Namespace) -> RunOptions:
-    if a.network not in ("none", "host"):
-        raise PyctrError(f"unsupported --network {a.network!r} (none or host)")
+    from pyctr.driver import logfile
+    from pyctr.driver.bundle import RunOptions, parse_size
+    from pyctr.driver.firewall import parse_publish
+
+    for spec in a.publish:
+        parse_publish(spec)  # a bad -p fails before anything is made
+    if (a.publish or a.publish_all) and (a.network in ("none", "host")
+                                         or a.network.startswith("container:")):
+        raise PyctrError(f"--publish needs a bridge network, not --network {a.network}")
+    max_size, max_files = logfile.parse_opts(a.log_opt)
     return RunOptions(
         args=a.command, entrypoint=a.entrypoint, env=a.env, workdir=a.workdir, user=a.user,
         hostname=a.hostname, volumes=a.volume, read_only=a.read_only,
         memory=parse_size(a.memory) if a.memory else None, cpus=a.cpus,
         pids_limit=a.pids_limit, cap_add=a.cap_add, cap_drop=a.cap_drop, network=a.network,
+        publish=a.publish, publish_all=a.publish_all,
         tty=a.tty, seccomp=a.seccomp != "unconfined",
-        **dict(zip(("log_max_size", "log_max_files"), logfile.parse_opts(a.log_opt), strict=True)))
+        log_max_size=max_size, log_max_files=max_files)
 
 
 @verb("run")
 def cmd_run(a: argparse.Namespace) -> int:
+    from pyctr.driver.runtime import find_runtime
+    from pyctr.ops import monitor
+    from pyctr.ops.containers import Containers
+
     store = _store(a)
     cs = Containers(store)
     img = _image(store, a.image, a, pull_missing=True)
@@ -237,25 +312,66 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 @verb("ps")
 def cmd_ps(a: argparse.Namespace) -> int:
+    from pyctr.ops.containers import Containers
+
     cs = Containers(_store(a))
     rows = []
-    for c in cs.all():
-        alive = cs.is_alive(c)
-        if not (alive or a.all):
-            continue
+    listed = [(c, alive) for c in cs.all() if (alive := cs.is_alive(c)) or a.all]
+    ports = _published(cs, [c for c, alive in listed if alive])
+    for c, alive in listed:
         status = "Up" if alive else (f"Exited ({c.exit_code})" if c.exit_code is not None
                                      else "Created")
         rows.append((c.short_id, reference.parse(c.image).familiar() if "/" in c.image
-                     else c.image[:19], json.dumps(" ".join(c.command))[:30], status, c.name))
+                     else c.image[:19], json.dumps(" ".join(c.command))[:30], status,
+                     ", ".join(ports.get(c.id, [])), c.name))
     if a.quiet:
         print("\n".join(r[0] for r in rows))
         return 0
-    _table(["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"], rows)
+    _table(["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PORTS", "NAMES"], rows)
+    return 0
+
+
+def _published(cs: Containers, running: list[Container]) -> dict[str, list[str]]:
+    """docker's PORTS: the bindings of running containers on bridge networks."""
+    from pyctr.ops import containers
+
+    if not any(containers.is_bridge(c.network) for c in running):
+        return {}
+    from pyctr.ops import networking
+
+    found = networking.published(cs.store)
+    return {c.id: [networking.port_text(p) for p in found.get(c.id, [])] for c in running}
+
+
+@verb("port")
+def cmd_port(a: argparse.Namespace) -> int:
+    from pyctr.ops import networking
+    from pyctr.ops.containers import Containers
+
+    cs = Containers(_store(a))
+    c = cs.find(a.container)
+    ports = networking.published(cs.store).get(c.id, []) if cs.is_alive(c) else []
+    if a.private_port:
+        number, _, proto = a.private_port.partition("/")
+        ports = [p for p in ports if str(p.container_port) == number
+                 and p.proto == (proto or "tcp")]
+        if not ports:
+            raise NotFound(f"No public port '{number}/{proto or 'tcp'}' published for "
+                           f"{a.container}")
+        print("\n".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}" for p in ports))
+        return 0
+    for p in ports:
+        print(f"{p.container_port}/{p.proto} -> {p.host_ip or '0.0.0.0'}:{p.host_port}")
     return 0
 
 
 @verb("logs")
 def cmd_logs(a: argparse.Namespace) -> int:
+    import time
+
+    from pyctr.driver import logfile
+    from pyctr.ops.containers import Containers
+
     cs = Containers(_store(a))
     c = cs.find(a.container)
     path = logfile.log_path(cs.path(c.id), c.id)
@@ -290,6 +406,8 @@ def _print_log(path: Path, offset: int) -> int:
 
 def _each(a: argparse.Namespace, act: Callable[[Containers, Any], object]) -> int:
     """Apply `act` to each named container, printing its name as docker does."""
+    from pyctr.ops.containers import Containers
+
     cs = Containers(_store(a))
     for text in a.containers:
         act(cs, cs.find(text))
@@ -314,6 +432,8 @@ def cmd_rm(a: argparse.Namespace) -> int:
 
 @verb("wait")
 def cmd_wait(a: argparse.Namespace) -> int:
+    from pyctr.ops.containers import Containers
+
     cs = Containers(_store(a))
     for text in a.containers:
         c = cs.wait(cs.find(text))
@@ -324,6 +444,7 @@ def cmd_wait(a: argparse.Namespace) -> int:
 @verb("exec")
 def cmd_exec(a: argparse.Namespace) -> int:
     from pyctr.ops import execution
+    from pyctr.ops.containers import Containers
 
     cs = Containers(_store(a))
     return execution.exec_in(cs, cs.find(a.container), a.command, a.env, a.workdir, a.user,
@@ -332,7 +453,10 @@ def cmd_exec(a: argparse.Namespace) -> int:
 
 @verb("volume")
 def cmd_volume(a: argparse.Namespace) -> int:
+    import uuid
+
     from pyctr.image.volumes import Volumes
+    from pyctr.ops.containers import Containers
 
     store = _store(a)
     vols = Volumes(store)
@@ -354,6 +478,34 @@ def cmd_volume(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("network")
+def cmd_network(a: argparse.Namespace) -> int:
+    from pyctr.ops import networking
+
+    store = _store(a)
+    if a.action == "create":
+        print(networking.create_network(store, a.name, a.subnet).id)
+    elif a.action == "ls":
+        nets = networking.list_networks(store)
+        rows = [(n.id[:12], n.name, "bridge", n.subnet) for n in nets]
+        rows += [("", name, name, "") for name in ("host", "none")]
+        if a.quiet:
+            print("\n".join(r[1] for r in rows))
+            return 0
+        _table(["NETWORK ID", "NAME", "DRIVER", "SUBNET"], rows)
+    elif a.action == "inspect":
+        by_name = {n.name: n for n in networking.list_networks(store)}
+        missing = [n for n in a.names if n not in by_name]
+        if missing:
+            raise NotFound(f"network {missing[0]} not found")
+        print(json.dumps([networking.inspect(by_name[n]) for n in a.names], indent=4))
+    else:
+        for name in a.names:
+            networking.remove_network(store, name)
+            print(name)
+    return 0
+
+
 def _table(headers: list[str], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for row in [tuple(headers), *rows]:
@@ -368,6 +520,7 @@ def _exit_code(verb: str, exc: PyctrError) -> int:
 
 
 _IMAGE_ALIASES = {"prune": ["prune"], "ls": ["images"], "rm": ["rmi"]}
+_ALIAS_VERBS = ("image", "system")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     p = parser()
     a = p.parse_args(args)
-    if a.verb == "image":
-        before = args[: args.index("image")]
+    if a.verb in _ALIAS_VERBS:  # `image ls`, `system prune`: the verbs they stand for
+        before = args[: args.index(a.verb)]
         a = p.parse_args(before + _IMAGE_ALIASES[a.action] + a.rest)
     try:
         return HANDLERS[a.verb](a)

@@ -54,6 +54,11 @@ class RunOptions:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     network: str = "none"
+    # --network container:<id>: that container's /proc/<pid>/ns/net and its /etc directory
+    join_netns: str = ""
+    shared_etc: str = ""
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False  # -P: every port the image EXPOSEs, on a free host port
     tty: bool = False
     seccomp: bool = True
     log_max_size: int = 10 << 20
@@ -197,6 +202,21 @@ def etc_files(cdir: Path, hostname: str, network: str) -> list[dict[str, Any]]:
     return [bind(etc / n, f"/etc/{n}") for n in ("hostname", "hosts", "resolv.conf")]
 
 
+def shared_etc_files(etc: Path) -> list[dict[str, Any]]:
+    """--network container:<id>: that container's /etc/hostname, hosts and resolv.conf, as
+    docker shares them (the same files: what its network learns, this one sees)."""
+    return [bind(etc / n, f"/etc/{n}") for n in ("hostname", "hosts", "resolv.conf")]
+
+
+def _shared_hostname(opts: RunOptions) -> str:
+    if not opts.shared_etc:
+        return ""
+    try:
+        return (Path(opts.shared_etc) / "hostname").read_text().strip()
+    except OSError:
+        return ""
+
+
 def resources(opts: RunOptions) -> dict[str, Any]:
     res: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
     if opts.memory:
@@ -210,8 +230,8 @@ def resources(opts: RunOptions) -> dict[str, Any]:
 
 def lo_hook() -> dict[str, Any]:
     """A createRuntime hook that brings lo up in the container's new network namespace."""
-    pkg_parent = str(Path(__file__).resolve().parent.parent)
-    return {"path": sys.executable, "args": [sys.executable, "-m", "pyctr.driver.nethook"],
+    pkg_parent = str(Path(__file__).resolve().parents[2])  # the directory holding pyctr/
+    return {"path": sys.executable, "args": [sys.executable, "-S", "-m", "pyctr.driver.nethook"],
             "env": [f"PYTHONPATH={pkg_parent}"], "timeout": 30}
 
 
@@ -220,7 +240,7 @@ def make_spec(image_config: dict[str, Any], opts: RunOptions, cid: str, cdir: Pa
     image = image_config.get("config") or {}
     user = users.resolve(rootfs, opts.user if opts.user is not None else image.get("User", ""))
     caps = capabilities(opts.cap_add, opts.cap_drop)
-    hostname = opts.hostname or cid[:12]
+    hostname = opts.hostname or _shared_hostname(opts) or cid[:12]
     env = merge_env(list(image.get("Env") or []), [f"HOSTNAME={hostname}", *opts.env])
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
@@ -240,7 +260,8 @@ def make_spec(image_config: dict[str, Any], opts: RunOptions, cid: str, cdir: Pa
     ensure_workdir(rootfs, process["cwd"], user.uid, user.gid)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if opts.network != "host":
-        namespaces.append({"type": "network"})
+        namespaces.append({"type": "network", **({"path": opts.join_netns}
+                                                 if opts.join_netns else {})})
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "resources": resources(opts),
@@ -255,11 +276,12 @@ def make_spec(image_config: dict[str, Any], opts: RunOptions, cid: str, cdir: Pa
         "process": process,
         "root": {"path": str(rootfs), "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": default_mounts() + etc_files(cdir, hostname, opts.network)
+        "mounts": default_mounts() + (shared_etc_files(Path(opts.shared_etc)) if opts.shared_etc
+                                      else etc_files(cdir, hostname, opts.network))
         + volume_mounts(image, opts, rootfs, cdir),
         "linux": linux,
         "annotations": {str(k): str(v) for k, v in (image.get("Labels") or {}).items()},
     }
-    if lo_up_hook and opts.network != "host":
+    if lo_up_hook and opts.network != "host" and not opts.join_netns:
         spec["hooks"] = {"createRuntime": [lo_hook()]}
     return spec

@@ -5,6 +5,8 @@
     <root>/layers/<chain-id hex>/     layers unpacked once each (see pyctr.image.layers)
     <root>/containers/<id>/           containers (see pyctr.ops.containers)
     <root>/volumes/<name>/_data       named volumes (see pyctr.image.volumes)
+    <root>/buildcache/<key>.json      `pyctr build`'s cache, <root>/build/ its snapshots
+                                      (see pyctr.ops.build)
 
 The store is root's alone: the root and the directories that hold layers, containers, volumes
 and runtime state are 0700, and so is each container's directory (docker keeps /var/lib/docker

@@ -23,14 +23,19 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyctr.driver import bundle
 from pyctr.driver.logfile import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from pyctr.driver.runtime import Runtime
 from pyctr.errors import ContainerError, NotFound
-from pyctr.image import layers, rootfs
 from pyctr.image.store import Image, Store, atomic_write, flocked, now, private_dir
+
+if TYPE_CHECKING:
+    from pyctr.driver import bundle
+    from pyctr.driver.firewall import PortMapping
+
+# The bundle writer, layers, rootfs and networking are imported by the steps that use them:
+# `ps`, `logs`, `wait` and `stop` need none of them (python -X importtime: ~20 ms).
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -56,6 +61,7 @@ class Container:
     volumes: list[str] = field(default_factory=list)
     log_max_size: int = DEFAULT_MAX_SIZE
     log_max_files: int = DEFAULT_MAX_FILES
+    network: str = "none"
 
     @property
     def short_id(self) -> str:
@@ -102,6 +108,8 @@ class Containers:
 
     def inspect(self, c: Container) -> dict[str, Any]:
         """docker's shape (Id, Name, State, Config, Mounts, ...) plus pyctr's own record."""
+        from pyctr.ops import networking
+
         alive = self.is_alive(c)
         status = "running" if alive else ("exited" if c.exit_code is not None else "created")
         try:
@@ -122,6 +130,7 @@ class Containers:
                        for m in spec.get("mounts", []) if m.get("type") == "bind"],
             "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {
                 "max-size": str(c.log_max_size), "max-file": str(c.log_max_files)}}},
+            "NetworkSettings": networking.settings(self.store, c.network, c.id),
             "Bundle": str(self.path(c.id)),
             "Pyctr": asdict(c),
         }
@@ -133,7 +142,12 @@ class Containers:
 
     def create(self, img: Image, opts: bundle.RunOptions, runtime: str, name: str | None = None,
                auto_remove: bool = False) -> Container:
+        from pyctr.driver import bundle
+        from pyctr.image import layers, rootfs
+
         cid = uuid.uuid4().hex + uuid.uuid4().hex
+        if opts.network.startswith("container:"):
+            opts = self._join_container(opts)
         manifest = self.store.manifest(img)
         config = self.store.config(manifest)
         with flocked(self.dir / ".names.lock"):
@@ -143,7 +157,8 @@ class Containers:
             private_dir(cdir)
             c = Container(cid, name, img.name or img.digest, img.digest, [], runtime,
                           auto_remove=auto_remove, tty=opts.tty,
-                          log_max_size=opts.log_max_size, log_max_files=opts.log_max_files)
+                          log_max_size=opts.log_max_size, log_max_files=opts.log_max_files,
+                          network=opts.network)
             self.save(c)
         try:
             with self.store.gc_lock():
@@ -152,8 +167,17 @@ class Containers:
                 c.rootfs_mode = rootfs.prepare(lower, cdir)
             opts = self._named_volumes(c, opts, cdir / "rootfs")
             spec = bundle.make_spec(config, opts, cid, cdir, cdir / "rootfs",
-                                    lo_up_hook=needs_lo_hook(runtime))
+                                    lo_up_hook=needs_lo_hook(runtime)
+                                    and not is_bridge(opts.network))
             c.command = spec["process"]["args"]
+            if is_bridge(c.network):
+                from pyctr.driver.firewall import parse_publish
+                from pyctr.ops import networking
+
+                ports = [parse_publish(p) for p in opts.publish]
+                if opts.publish_all:
+                    ports += exposed_ports(config, ports)
+                networking.join(self.store, c.network, cid, c.name, spec["hostname"], ports)
             atomic_write(cdir / "config.json", json.dumps(spec, indent=2).encode())
             self.save(c)
         except BaseException:
@@ -161,9 +185,24 @@ class Containers:
             raise
         return c
 
+    def _join_container(self, opts: bundle.RunOptions) -> bundle.RunOptions:
+        """--network container:NAME: the running container's network namespace and /etc
+        files (its hostname too), as docker shares them."""
+        other = self.find(opts.network.removeprefix("container:"))
+        if not self.is_alive(other) or not other.pid:
+            raise ContainerError(f"cannot join the network of container {other.name}: "
+                                 "it is not running")
+        if opts.hostname or opts.publish or opts.publish_all:
+            raise ContainerError("conflicting options: --hostname and --publish cannot be used "
+                                 "with --network container:")
+        return dataclasses.replace(opts, network=f"container:{other.id}",
+                                   join_netns=f"/proc/{other.pid}/ns/net",
+                                   shared_etc=str(self.path(other.id) / "etc"))
+
     def _named_volumes(self, c: Container, opts: bundle.RunOptions,
                        rootfs_dir: Path) -> bundle.RunOptions:
         """`-v NAME:/path[:ro]` -> the volume's directory, made (and filled) on first use."""
+        from pyctr.driver import bundle
         from pyctr.driver.paths import secure_join
         from pyctr.image.volumes import Volumes, is_name
 
@@ -191,6 +230,13 @@ class Containers:
 
     # --- life cycle -----------------------------------------------------------------------
 
+    def connect(self, c: Container, pid: int) -> None:
+        """Between `runtime create` and `start`: the container's veth and published ports."""
+        if is_bridge(c.network):
+            from pyctr.ops import networking
+
+            networking.connect(self.store, c.network, c.id, pid)
+
     def mark_running(self, c: Container, pid: int) -> None:
         c.pid, c.status, c.started = pid, "running", now()
         self.save(c)
@@ -201,8 +247,11 @@ class Containers:
         if self.path(c.id).exists():
             self.save(c)
         self.runtime(c).delete(c.id, force=True)
-        with contextlib.suppress(OSError):
-            rootfs.release(self.path(c.id))
+        if is_bridge(c.network):
+            from pyctr.ops import networking
+
+            networking.disconnect(self.store, c.network, c.id)
+        _release(self.path(c.id))
 
     def is_alive(self, c: Container) -> bool:
         """Whether someone still waits for the container (holds monitor.lock)."""
@@ -259,9 +308,39 @@ class Containers:
 
     def remove_files(self, c: Container) -> None:
         cdir = self.path(c.id)
-        with contextlib.suppress(OSError):
-            rootfs.release(cdir)
+        if is_bridge(c.network):
+            from pyctr.ops import networking
+
+            networking.leave(self.store, c.network, c.id)
+        _release(cdir)
         shutil.rmtree(cdir, ignore_errors=True)
+
+
+def exposed_ports(config: dict[str, Any], published: list[PortMapping]) -> list[PortMapping]:
+    """`-P`: the image's ExposedPorts ("80/tcp": {}) not published already, each on a free
+    host port (0 until the network chooses one)."""
+    from pyctr.driver.firewall import parse_publish
+
+    have = {(p.container_port, p.proto) for p in published}
+    out = []
+    for key in sorted((config.get("config") or {}).get("ExposedPorts") or {}):
+        port = parse_publish(key if "/" in key else f"{key}/tcp")
+        if (port.container_port, port.proto) not in have:
+            out.append(port)
+    return out
+
+
+def is_bridge(network: str) -> bool:
+    """Whether `network` is a bridge (`bridge` or a user-defined one), not host, none or
+    another container's (`container:<id>`)."""
+    return network not in ("host", "none") and not network.startswith("container:")
+
+
+def _release(cdir: Path) -> None:
+    from pyctr.image import rootfs
+
+    with contextlib.suppress(OSError):
+        rootfs.release(cdir)
 
 
 def needs_lo_hook(runtime: str) -> bool:

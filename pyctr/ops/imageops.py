@@ -53,7 +53,7 @@ class _HashWriter:
         return "sha256:" + self.hash.hexdigest()
 
 
-def _diff_layer(store: Store, upper: Path) -> tuple[dict[str, Any], str]:
+def diff_layer(store: Store, upper: Path) -> tuple[dict[str, Any], str]:
     """Write the upper dir as a gzip layer blob; (descriptor, diff id)."""
     fd, tmp = tempfile.mkstemp(dir=store.blobs, prefix=".ingest-")
     try:
@@ -87,7 +87,7 @@ def commit(store: Store, cs: Containers, c: Container, name: str, message: str =
     manifest, base = image_of(store, c)
     config = copy.deepcopy(store.config(manifest))
     with store.gc_lock():
-        layer, diff_id = _diff_layer(store, cs.path(c.id) / "upper")
+        layer, diff_id = diff_layer(store, cs.path(c.id) / "upper")
         created = now()
         config["created"] = created
         config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"].append(diff_id)
@@ -133,6 +133,26 @@ def prune(store: Store, cs: Containers) -> tuple[list[str], list[str]]:
         _remove_stale_temps(store)
         return (store.remove_blobs_except(keep_blobs),
                 store.remove_layer_dirs_except(keep_layers))
+
+
+def prune_build_cache(store: Store, everything: bool = False) -> list[str]:
+    """Remove `pyctr build`'s cache entries (<root>/buildcache/<key>.json) that name a layer
+    no image holds (whose blob `prune` deletes, or has deleted: such an entry can never hit
+    again), or every entry (`builder prune -a`); the keys removed. Under the exclusive gc
+    lock, which every build holds shared, so no build is reading them."""
+    cache = store.root / "buildcache"
+    removed = []
+    with store.gc_lock(exclusive=True):
+        keep = store.reachable_blobs()
+        for entry in sorted(cache.glob("*.json")) if cache.is_dir() else []:
+            try:
+                named = {layer["digest"] for layer in json.loads(entry.read_bytes())["layers"]}
+            except (OSError, ValueError, KeyError, TypeError):
+                named = {""}  # unreadable: of no use to a build
+            if everything or not named <= keep:
+                entry.unlink(missing_ok=True)
+                removed.append(entry.stem)
+    return removed
 
 
 def _remove_stale_temps(store: Store) -> None:

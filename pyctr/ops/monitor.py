@@ -85,6 +85,7 @@ def _start(cs: Containers, c: Container, stdin: object, stdout: object, stderr: 
               console_socket=console_socket)
     try:
         pid = _read_pid(cdir / "init.pid")
+        cs.connect(c, pid)
         cs.mark_running(c, pid)
         rt.start(c.id)
     except BaseException:
@@ -99,22 +100,23 @@ def _log(cs: Containers, c: Container) -> logfile.JsonLog:
 
 def run_foreground(cs: Containers, c: Container, interactive: bool) -> int:
     set_subreaper()
-    with flocked(cs.path(c.id) / "monitor.lock"):
-        fds: dict[int, str] = {}
+    fds: dict[int, str] = {}
 
-        def start() -> int:
-            pid, piped = _start_piped(cs, c, None if interactive else subprocess.DEVNULL)
-            fds.update(piped)
-            return pid
+    def start() -> int:
+        pid, piped = _start_piped(cs, c, None if interactive else subprocess.DEVNULL)
+        fds.update(piped)
+        return pid
 
-        def attach(_pid: int) -> None:
-            out_r, err_r = list(fds)
-            pump_logs(fds, _log(cs, c), tee={out_r: 1, err_r: 2})
+    def attach(_pid: int) -> None:
+        out_r, err_r = list(fds)
+        pump_logs(fds, _log(cs, c), tee={out_r: 1, err_r: 2})
 
-        code = _supervise(cs, c, start, attach)
-    if c.auto_remove:
-        cs.remove_files(c)
-    return code
+    try:
+        with flocked(cs.path(c.id) / "monitor.lock"):
+            return _supervise(cs, c, start, attach)
+    finally:
+        if c.auto_remove:  # --rm: a container that failed to start goes too, as in docker
+            cs.remove_files(c)
 
 
 def _supervise(cs: Containers, c: Container, start: Callable[[], int],
@@ -140,13 +142,16 @@ def run_tty(cs: Containers, c: Container, interactive: bool) -> int:
     from pyctr.driver import console
 
     set_subreaper()
-    with flocked(cs.path(c.id) / "monitor.lock"), console.ConsoleSocket(cs.path(c.id)) as sock:
-        code = _supervise(
-            cs, c, lambda: _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, None, sock.path),
-            lambda pid: console.proxy(sock.receive(), pid, interactive))
-    if c.auto_remove:
-        cs.remove_files(c)
-    return code
+    try:
+        with flocked(cs.path(c.id) / "monitor.lock"), \
+                console.ConsoleSocket(cs.path(c.id)) as sock:
+            return _supervise(
+                cs, c,
+                lambda: _start(cs, c, subprocess.DEVNULL, subprocess.DEVNULL, None, sock.path),
+                lambda pid: console.proxy(sock.receive(), pid, interactive))
+    finally:
+        if c.auto_remove:
+            cs.remove_files(c)
 
 
 def run_detached(cs: Containers, c: Container) -> None:

@@ -81,9 +81,11 @@ def test_volume_keeps_image_owner_and_mode(pyctr: Pyctr, registry: RegistryServe
 @pytest.mark.parametrize(("command", "code"), [
     (["nosuchcommand"], 127), (["/etc/passwd"], 126), (["/nosuch/path"], 127)])
 def test_exit_codes_as_docker(pyctr: Pyctr, image: str, command: list[str], code: int) -> None:
+    before = pyctr.run("ps", "-a", "-q").out
     r = pyctr.run("run", "--rm", image, *command, check=False)
     assert r.rc == code, r.err
     assert r.err.startswith("pyctr: ") and len(r.err.strip().splitlines()) == 1
+    assert pyctr.run("ps", "-a", "-q").out == before  # --rm: no record left, as docker
     r = pyctr.run("run", "-d", image, *command, check=False)
     assert r.rc == code, r.err
     assert pyctr.run("run", "--rm", "--memory", "nonsense", image, "true", check=False).rc == 125

@@ -123,3 +123,14 @@ def test_platform_selection() -> None:
     with pytest.raises(NotFound):
         pick(index, platforms.parse_platform("linux/s390x"))
     assert os.uname().machine != "x86_64" or platforms.host_platform().architecture == "amd64"
+
+
+def test_lo_hook_finds_this_pyctr_without_site_packages() -> None:
+    # -S (no site: ~10 ms less per container) means the hook's PYTHONPATH alone must reach the
+    # pyctr it was written by, not an installed copy
+    hook = bundle.lo_hook()
+    assert hook["args"][1:] == ["-S", "-m", "pyctr.driver.nethook"]
+    (env,) = hook["env"]
+    top = Path(env.removeprefix("PYTHONPATH="))
+    assert (top / "pyctr" / "driver" / "nethook.py").resolve() == \
+        Path(bundle.__file__).resolve().parent / "nethook.py"
