@@ -5,16 +5,17 @@ VENV     ?= $(CURDIR)/.venv
 PYRUNC   := $(VENV)/bin/pyrunc
 DEMO_DIR ?= /tmp/pyrunc-demo
 BINDIR   ?= /usr/local/bin
-APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp python3-pyroute2 \
+APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp \
             python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
-            docker-registry iproute2 libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
-            python3-cryptography hyperfine time
+            docker-registry iproute2 iptables libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
+            python3-cryptography hyperfine time python3-grpcio \
+            protobuf-compiler python3-protobuf golang-github-containerd-containerd-dev
 export PYRUNC
 
-.PHONY: deps venv install demo test unit integration lint stress bench conformance clean
+.PHONY: deps venv install demo test unit integration lint stress bench bench-shim conformance clean
 
 deps: .deps-stamp
-.deps-stamp:
+.deps-stamp: Makefile
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \
@@ -31,6 +32,8 @@ install: venv
 	$(VENV)/bin/pip install -q --no-build-isolation '.[test]' 2>/dev/null || $(VENV)/bin/pip install -q '.[test]'
 	@# contrib/ names /usr/local/bin/pyrunc: a link to the venv's launcher, which follows it back
 	ln -sfn $(PYRUNC) $(BINDIR)/pyrunc
+	@# containerd finds shims on its PATH: runtime io.containerd.pyrunc.v2 runs this one
+	ln -sfn $(VENV)/bin/containerd-shim-pyrunc-v2 $(BINDIR)/containerd-shim-pyrunc-v2
 
 demo: install
 	@bash contrib/demo.sh $(PYRUNC) $(DEMO_DIR)
@@ -52,6 +55,10 @@ stress: install
 
 bench: install
 	$(VENV)/bin/python bench/run.py --pyrunc $(PYRUNC)
+
+# containerd: pyrunc's shim against containerd's runc shim (ctr run --rm, a pod of 10, shim RSS)
+bench-shim: install
+	$(VENV)/bin/python bench/shim.py --pyrunc $(PYRUNC) --shim-dir $(VENV)/bin
 
 # Our runtime-agnostic checks side by side; RUNTIME_TOOLS=DIR (a built opencontainers/runtime-tools
 # checkout) adds the OCI validation suite.

@@ -16,6 +16,12 @@ How each figure is taken:
   init is reparented to it and reaped here after `start`, before `delete`.
 - The init waiting between create and start: VmRSS from /proc/PID/status, Pss from smaps_rollup,
   PID from the pid file.
+- The short verbs on rows of their own: `start` (of the created /bin/true container) and `delete`
+  (of the stopped one) from the lifecycle, `state` and `kill` of a running container (`sleep`).
+  For a runtime that is a script re-executing an interpreter (pyrunc's sh/Python polyglot), the
+  "floor" row is the interpreter doing nothing (`pass`), started the same way (the same first two
+  lines, so the same sh and the same interpreter with the same flags): what no Python runtime can
+  go below. The report then gives each short verb minus the floor, from the same interleaved run.
 - crun 1.8.1 refuses this cgroup v1 hybrid host (hugetlb on the cgroup2 mount): it runs in a
   mount namespace, made once and held by a `sleep` process, where an empty file is bind-mounted over
   the cgroup2 cgroup.controllers; each crun call enters it with nsenter(1), so no namespace is
@@ -66,6 +72,7 @@ class Runtime:
     name: str
     argv: list[str]  # the binary and its --root
     prefix: list[str] = field(default_factory=list)  # crun: nsenter into its mount namespace
+    floor: str | None = None  # the interpreter floor of a script runtime (see floor_script)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -159,6 +166,46 @@ def bench_lifecycle(rt: Runtime, bundle: Path, work: Path) -> None:
         rt.record(f"peak RSS {name}", s.maxrss_kb / 1024)
 
 
+def bench_short(rt: Runtime, bundle: Path, work: Path) -> None:
+    """The floor, then `state` and `kill` of a running container (the sleep bundle beside `bundle`)."""
+    if rt.floor:
+        floor = Runtime("floor", [rt.floor])
+        rt.record("floor wall", launch(floor, work=work).wall * 1e3)
+    cid = f"bn-{uuid.uuid4().hex[:10]}"
+    pid_file = work / "pid"
+    pid_file.unlink(missing_ok=True)
+    try:
+        verb(rt, work, "create", "--bundle", str(bundle.parent / "bundle-sleep"), "--pid-file",
+             str(pid_file), cid)
+        pid = int(pid_file.read_text())
+        verb(rt, work, "start", cid)
+        state = verb(rt, work, "state", cid)
+        kill = verb(rt, work, "kill", cid, "KILL")
+        wait_gone(pid)
+        verb(rt, work, "delete", cid)
+    except (Failed, OSError, ValueError):
+        launch(rt, "delete", "--force", cid, work=work)
+        raise
+    rt.record("state wall", state.wall * 1e3)
+    rt.record("kill wall", kill.wall * 1e3)
+
+
+def floor_script(runtime: str, work: Path) -> str | None:
+    """For an sh/Python polyglot runtime, a script whose first two lines are the runtime's (its
+    `${0%/*}` made absolute: the interpreter beside the runtime) and whose Python is `pass`."""
+    try:
+        with open(runtime, "rb") as f:
+            head = f.read(4096).decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    if len(head) < 2 or head[0] != "#!/bin/sh" or not head[1].startswith("''''"):
+        return None
+    path = work / f"floor-{Path(runtime).name}"
+    path.write_text(f"{head[0]}\n{head[1].replace('${0%/*}', os.path.dirname(runtime))}\npass\n")
+    path.chmod(0o755)
+    return str(path)
+
+
 # -- the crun namespace holder ----------------------------------------------------------------
 
 
@@ -185,7 +232,8 @@ def start_holder(work: Path) -> subprocess.Popen[bytes]:
 
 METRICS = [("run wall", "ms"), ("run CPU", "ms"), ("create+start+delete wall", "ms"),
            ("create+start+delete CPU", "ms"), ("create wall", "ms"), ("start wall", "ms"),
-           ("delete wall", "ms"), ("peak RSS run", "MB"), ("peak RSS create", "MB"),
+           ("delete wall", "ms"), ("state wall", "ms"), ("kill wall", "ms"), ("floor wall", "ms"),
+           ("peak RSS run", "MB"), ("peak RSS create", "MB"),
            ("peak RSS start", "MB"), ("peak RSS delete", "MB"), ("init VmRSS (created)", "MB"),
            ("init Pss (created)", "MB")]
 
@@ -241,7 +289,7 @@ def make_runtimes(args: argparse.Namespace, work: Path) -> list[Runtime]:
 
 
 def one_round(runtimes: list[Runtime], bundle: Path, work: Path, keep: bool) -> None:
-    steps: list[Callable[[Runtime, Path, Path], None]] = [bench_run, bench_lifecycle]
+    steps: list[Callable[[Runtime, Path, Path], None]] = [bench_run, bench_lifecycle, bench_short]
     for step in steps:
         for rt in runtimes:
             saved = {k: len(v) for k, v in rt.metrics.items()}
@@ -271,6 +319,14 @@ def report(runtimes: list[Runtime], args: argparse.Namespace, work: Path) -> Non
           f"ratios vs {ref.name}")
     print(table(runtimes, ref))
     print(f"launcher cost per verb, included above: {baselines}")
+    for rt in runtimes:
+        floors = rt.metrics.get("floor wall")
+        if floors:
+            base = statistics.median(floors)
+            above = ", ".join(f"{v} {statistics.median(rt.metrics[f'{v} wall']) - base:+.2f} ms"
+                              for v in ("start", "delete", "kill", "state")
+                              if rt.metrics.get(f"{v} wall"))
+            print(f"{rt.name} above its interpreter floor ({base:.1f} ms): {above}")
     errors = summarize_errors(runtimes)
     if errors:
         print("errors:\n  " + "\n  ".join(errors))
@@ -287,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         make_rootfs(work / "rootfs-src")
         bundle = write_bundle(work / "bundle", work / "rootfs-src", default_config(["/bin/true"]))
+        write_bundle(work / "bundle-sleep", work / "rootfs-src", default_config(["sleep", "1000"]))
         runtimes = make_runtimes(args, work)
+        for rt in runtimes:
+            rt.floor = floor_script(rt.argv[0], work)
         holder = None
         for rt in runtimes:
             if rt.name == "crun" and os.path.exists(CONTROLLERS):

@@ -247,23 +247,22 @@ def _inside(c: Ctx, script: str, edit: Callable[[dict[str, Any]], None] | None =
     return p.out.splitlines()
 
 
-@check("hostname", "config.md#hostname")
-def hostname(c: Ctx) -> None:
-    out = _inside(c, "hostname", lambda cfg: cfg.update(hostname="cf-host"))
-    expect(out == ["cf-host"], f"hostname {out}")
+def _prints(name: str, ref: str, script: str, want: list[str], what: str,
+            edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """A check that a container running `script` (its config changed by `edit`) prints the
+    lines `want`; `what` words a failure, with {out} for the lines it printed."""
+    def run(c: Ctx) -> None:
+        out = _inside(c, script, edit)
+        expect(out == want, what.format(out=out))
+    check(name, ref)(run)
 
 
-@check("env", "config.md#process (env)")
-def env(c: Ctx) -> None:
-    out = _inside(c, 'echo "$CF_VAR"',
-                  lambda cfg: cfg["process"]["env"].append("CF_VAR=hello world"))
-    expect(out == ["hello world"], f"CF_VAR={out}")
-
-
-@check("cwd", "config.md#process (cwd)")
-def cwd(c: Ctx) -> None:
-    out = _inside(c, "pwd", lambda cfg: cfg["process"].update(cwd="/tmp"))
-    expect(out == ["/tmp"], f"pwd {out}")
+_prints("hostname", "config.md#hostname", "hostname", ["cf-host"], "hostname {out}",
+        lambda cfg: cfg.update(hostname="cf-host"))
+_prints("env", "config.md#process (env)", 'echo "$CF_VAR"', ["hello world"], "CF_VAR={out}",
+        lambda cfg: cfg["process"]["env"].append("CF_VAR=hello world"))
+_prints("cwd", "config.md#process (cwd)", "pwd", ["/tmp"], "pwd {out}",
+        lambda cfg: cfg["process"].update(cwd="/tmp"))
 
 
 @check("user", "config.md#user (uid, gid, additionalGids)")
@@ -275,18 +274,11 @@ def user(c: Ctx) -> None:
     expect(len(out) == 3 and "1234" in out[2].split(), f"groups {out}")
 
 
-@check("rlimits", "config.md#posix-process (rlimits)")
-def rlimits(c: Ctx) -> None:
-    def edit(cfg: dict[str, Any]) -> None:
-        cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768}]
-    out = _inside(c, "ulimit -Sn; ulimit -Hn", edit)
-    expect(out == ["512", "768"], f"soft/hard NOFILE {out}")
-
-
-@check("readonly_root", "config.md#root (readonly)")
-def readonly_root(c: Ctx) -> None:
-    out = _inside(c, "touch /cf-file 2>/dev/null && echo writable || echo readonly")
-    expect(out == ["readonly"], f"root is {out}")
+_prints("rlimits", "config.md#posix-process (rlimits)", "ulimit -Sn; ulimit -Hn", ["512", "768"],
+        "soft/hard NOFILE {out}", lambda cfg: cfg["process"].update(
+            rlimits=[{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 768}]))
+_prints("readonly_root", "config.md#root (readonly)",
+        "touch /cf-file 2>/dev/null && echo writable || echo readonly", ["readonly"], "root is {out}")
 
 
 @check("masked_and_readonly_paths", "config-linux.md#masked-paths, #readonly-paths")
@@ -297,10 +289,8 @@ def masked_and_readonly_paths(c: Ctx) -> None:
     expect(out == ["0"] * len(masked) + ["ro"], f"bytes read from {masked}, /proc/sys: {out}")
 
 
-@check("pid_namespace", "config-linux.md#namespaces (pid)")
-def pid_namespace(c: Ctx) -> None:
-    out = _inside(c, "echo $$")
-    expect(out == ["1"], f"the process is pid {out} in its namespace")
+_prints("pid_namespace", "config-linux.md#namespaces (pid)", "echo $$", ["1"],
+        "the process is pid {out} in its namespace")
 
 
 @check("capabilities", "config.md#linux-process (capabilities, noNewPrivileges)")

@@ -175,6 +175,34 @@ class HostUser:
 
 
 @contextlib.contextmanager
+def rootless_user(name: str, pyrunc: str) -> Iterator[HostUser]:
+    """unprivileged_user(name, subids=True), for running `pyrunc` as it: the test is skipped when
+    that user cannot run it (a checkout other users cannot read)."""
+    import pytest
+
+    with unprivileged_user(name, subids=True) as user:
+        if user.run(pyrunc, "--version").returncode != 0:
+            pytest.skip("pyrunc's checkout is not readable by other users here")
+        yield user
+
+
+@contextlib.contextmanager
+def user_tree(user: HostUser, rootfs: Path, prefix: str, private: str, own_top: bool = False
+              ) -> Iterator[Path]:
+    """A temp dir (name starting with `prefix`) other users can traverse, holding bundle/rootfs, a
+    copy of `rootfs`, and an empty mode-0700 dir `private`; everything under it is `user`'s (and
+    the dir itself with `own_top`). Removed at the end."""
+    top = Path(tempfile.mkdtemp(prefix=prefix))
+    top.chmod(0o755)
+    shutil.copytree(rootfs, top / "bundle" / "rootfs", symlinks=True)
+    (top / private).mkdir(mode=0o700)
+    for path in [*([top] if own_top else []), *top.rglob("*")]:
+        os.lchown(path, user.uid, user.gid)
+    yield top
+    shutil.rmtree(top)
+
+
+@contextlib.contextmanager
 def unprivileged_user(name: str, subids: bool = False) -> Iterator[HostUser]:
     """A user made for the test (useradd) and removed after it (userdel); with `subids`, a
     regular user, which useradd gives ranges in /etc/subuid and /etc/subgid."""

@@ -107,6 +107,7 @@ def _create_locked(root: str, cid: str, bundle: str, config: Config,
         c.save(sync=False)
         made.cgroup = mgr
         mgr.create()
+        c.data["cgroup"] = mgr.to_state()  # with what create() found out (real-time grants)
         cfg = _init_config(c, config, ops, cap_plan, opts, made)
         cfg.close_in_child = [lock_fd] if lock_fd is not None else []
         cfg.cgroups = mgr

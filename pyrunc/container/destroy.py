@@ -10,14 +10,13 @@ from __future__ import annotations
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 import time
 
-from pyrunc import container, log
-from pyrunc._typing import MYPY
+from pyrunc import MYPY, container
 from pyrunc.container import state
-from pyrunc.errors import ContainerNotFound, PyruncError, StateError
 from pyrunc.sys import oslite as os
 
 if MYPY:
     from pyrunc.linux.cgroups import Manager
+    from pyrunc.linux.cgroups.teardown import Cgroups
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
@@ -31,10 +30,12 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             return
         try:
             c = container.Container.load(root, cid)
-        except (ContainerNotFound, StateError):
+        except Exception as exc:  # (pyrunc.errors is loaded only when something fails)
+            from pyrunc.errors import ContainerNotFound, StateError
+
             # A create that died before writing its state, or a state.json that is garbage:
             # with --force, remove what can be found; without, say what is wrong.
-            if not force:
+            if not force or not isinstance(exc, (ContainerNotFound, StateError)):
                 raise
             mgr = _default_cgroup(cid)
             mgr.kill_all()
@@ -49,15 +50,25 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 def _not_found(cid: str, force: bool) -> None:
     if not force:
+        from pyrunc.errors import ContainerNotFound
+
         raise ContainerNotFound(cid)
+    from pyrunc import log  # (loaded only where a line may be written: it costs every delete)
+
     log.debug(f"delete --force {cid}: no such container, nothing to do")
 
 
 def destroy(c: container.Container) -> None:
     """Kill every process of the container, wait for the init, remove its cgroups and state."""
     try:
-        mgr = c.cgroup() if c.data.get("cgroup") else _default_cgroup(c.id)
-    except PyruncError as exc:  # a damaged cgroup entry: the default place is the best guess
+        mgr: Cgroups = c.cgroup_teardown() if c.data.get("cgroup") else _default_cgroup(c.id)
+    except Exception as exc:
+        from pyrunc.errors import PyruncError
+
+        if not isinstance(exc, PyruncError):
+            raise
+        from pyrunc import log  # a damaged cgroup entry: the default place is the best guess
+
         log.warning(f"{c.id}: {exc}")
         mgr = _default_cgroup(c.id)
     if c.alive():
@@ -102,6 +113,7 @@ def _kill_init(c: container.Container) -> None:
 def poststop(c: container.Container) -> None:
     hooks = c.config.get("hooks", {}).get("poststop", [])
     if hooks:
+        from pyrunc import log
         from pyrunc.container import hooks as hookmod
 
         for failure in hookmod.run_all(hooks, "poststop", c.oci_state("stopped"), tolerate=True):

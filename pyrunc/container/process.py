@@ -28,6 +28,8 @@
 
 With a user namespace a first child unshares it, sends "userns" and waits while the parent writes
 its id maps; it then makes the other namespaces, forks the init, sends {"pid": N} and exits.
+Root of a user namespace not the initial one (rootless podman) takes the same first child, without
+the "userns" step: it could not setns back into its own pid namespace after making the init's.
 Every failure on the child side is sent as {"error": msg, "step": name}; the init then _exits(1),
 and the parent reports it with the step. Children leave with os._exit only.
 """
@@ -83,6 +85,7 @@ class InitConfig:
     close_in_child: list[int] = field(default_factory=list)  # the state lock, above all
     cgroups: Manager | None = None  # already created
     run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
+    first_child: bool = False  # the init is forked by a first child, in its cgroups (spawn)
 
     @property
     def process(self) -> Process:
@@ -184,6 +187,13 @@ class Setup:
         # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive execve, so restore them.
         for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGCHLD):
             _signal.signal(sig, _signal.SIG_DFL)
+        # What the caller left ignored, which Python records at start-up (but glibc's own 32
+        # and 33, which only the raw call can see and reset).
+        for sig in range(1, _signal.NSIG):
+            if sig in (32, 33):
+                linux.default_if_ignored(sig)
+            elif _signal.getsignal(sig) == _signal.SIG_IGN:
+                _signal.signal(sig, _signal.SIG_DFL)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
         if not self.process.get("terminal"):
             # runc's nsexec makes every container process (init and exec) a session leader, so
@@ -358,7 +368,7 @@ class Init(Setup):
         self.devnull_fd = -1
         self.barrier_fd = -1
         self.bpf: tuple[int, int] | None = None  # the filter for the barrier to load
-        self.joined = cfg.ns.userns
+        self.joined = cfg.first_child
 
     def run(self) -> None:
         self.run_steps()
@@ -370,7 +380,7 @@ class Init(Setup):
     def step_cgroup(self) -> None:
         # The init moves itself into its v1 cgroups (pid 0 to `tasks`: no global lock, no RCU
         # grace period) and was born into its cgroup2 directory (clone3); see fork_into.
-        if self.cfg.cgroups is not None and not self.cfg.ns.userns:
+        if self.cfg.cgroups is not None and not self.cfg.first_child:
             self.cfg.cgroups.join_self()
 
     def expect(self, key: str, step: str) -> Msg:
@@ -388,7 +398,7 @@ class Init(Setup):
 
     def step_namespaces(self) -> None:
         ns = self.cfg.ns
-        self.joined = ns.userns  # with a user namespace, the first child joined before forking us
+        self.joined = self.cfg.first_child  # the first child joined before forking us
         if "cgroup" in ns.new or "cgroup" in ns.join:
             # The cgroup namespace's root is the cgroup we are in when it is made.
             self.await_joined()
@@ -406,7 +416,11 @@ class Init(Setup):
             "cgroup_dirs": list(self.cfg.cgroups.paths().values()) if self.cfg.cgroups else [],
         }
         self.devnull_fd = rootfs.open_devnull()
-        rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, self.cfg.ns.userns, ctx,
+        from pyrunc.linux.rootless import in_user_namespace
+
+        # No mknod in a user namespace, ours or the one the runtime runs in: bind host nodes.
+        bind_devices = self.cfg.ns.userns or in_user_namespace()
+        rootfs.prepare(self.cfg.config, self.cfg.rootfs, self.cfg.mounts, bind_devices, ctx,
                        before_pivot=self._before_pivot, shared_mnt="mount" in self.cfg.ns.shared)
 
     def _before_pivot(self) -> None:
@@ -544,8 +558,7 @@ def _chown_console(uid: int) -> None:
 
 def _setgroups_allowed() -> bool:
     try:
-        with open("/proc/self/setgroups") as f:
-            return f.read().strip() == "allow"
+        return os.read_bytes("/proc/self/setgroups").strip() == b"allow"
     except OSError:
         return True
 
@@ -637,11 +650,23 @@ def spawn(cfg: InitConfig, on_forked: Callable[[int], None]) -> int:
     """
     parent_sock, child_sock = sockets.pair()
     try:
-        if cfg.ns.userns:
+        cfg.first_child = cfg.ns.userns or _stuck_in_pidns(cfg)
+        if cfg.first_child:
             return _spawn_userns(cfg, parent_sock, child_sock, on_forked)
         return _spawn_direct(cfg, parent_sock, child_sock, on_forked)
     finally:
         parent_sock.close()
+
+
+def _stuck_in_pidns(cfg: InitConfig) -> bool:
+    """Root of a user namespace other than the initial one (rootless podman runs us so) may make
+    a pid namespace but not setns back into its own, which the initial namespace owns: a first
+    child makes it instead, and the parent's later forks (hooks) stay in the runtime's."""
+    if not any(t in cfg.ns.new or t in cfg.ns.join for t in ("pid", "time")):
+        return False
+    from pyrunc.linux.rootless import in_user_namespace
+
+    return in_user_namespace()
 
 
 def _spawn_direct(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
@@ -709,9 +734,10 @@ def _spawn_userns(cfg: InitConfig, psock: sockets.Socket, csock: sockets.Socket,
             cfg.cgroups.apply(first)
         on_forked(first)
         send(psock, {"go": True})
-        recv(psock, "user namespace")
-        namespaces.write_id_maps(first, cfg.ns)
-        send(psock, {"go": True})
+        if cfg.ns.userns:
+            recv(psock, "user namespace")
+            namespaces.write_id_maps(first, cfg.ns)
+            send(psock, {"go": True})
         init = int(recv(psock, "fork init")["pid"])
         _drive(cfg, psock, init)
     except BaseException:
@@ -733,10 +759,11 @@ def _first_child(cfg: InitConfig, sock: sockets.Socket) -> None:
         recv(sock, step)
         if "user" in cfg.ns.join:
             namespaces.join("user", cfg.ns.join["user"])
-        else:
+        elif "user" in cfg.ns.new:
             namespaces.unshare(linux.CLONE_NEWUSER, "user")
-        send(sock, {"userns": True})
-        recv(sock, step)
+        if cfg.ns.userns:
+            send(sock, {"userns": True})
+            recv(sock, step)
         if "user" in cfg.ns.new:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)

@@ -16,19 +16,11 @@ writes that are not), then renamed.
 
 from __future__ import annotations
 
-import fcntl
-
-from pyrunc._typing import MYPY
-from pyrunc.errors import (
-    ContainerExists,
-    ContainerNotFound,
-    InvalidIdError,
-    InvalidState,
-    StateError,
-)
+from pyrunc import MYPY
 from pyrunc.sys import jsonfast
 from pyrunc.sys import oslite as os
 
+# pyrunc.errors is imported where an error is raised: the verbs that succeed never load it.
 if MYPY:
     from typing import TypedDict
 
@@ -72,15 +64,20 @@ def _valid_chars(cid: str) -> bool:
 
 
 def check_id(cid: str) -> None:
+    if cid and cid not in (".", "..") and _valid_chars(cid) and len(cid) <= 1024:
+        return
+    from pyrunc.errors import InvalidIdError
+
     if not cid:
         raise InvalidIdError("container id cannot be empty")
-    if cid in (".", "..") or not _valid_chars(cid) or len(cid) > 1024:
-        raise InvalidIdError(f"invalid container id {cid!r}: only [A-Za-z0-9_+.-] are allowed")
+    raise InvalidIdError(f"invalid container id {cid!r}: only [A-Za-z0-9_+.-] are allowed")
 
 
 def check_transition(status: str, verb: str, cid: str) -> None:
     if verb in TRANSITIONS.get(status, set()):
         return
+    from pyrunc.errors import InvalidState
+
     if verb == "kill" or (verb == "pause" and status != "paused"):
         raise InvalidState("container not running")
     if verb == "resume":
@@ -100,6 +97,8 @@ def container_dir(root: str, cid: str) -> str:
 
 def make_dir(root: str, cid: str) -> str:
     """Create the container's state dir; fails if the id is taken."""
+    from pyrunc.errors import ContainerExists, StateError  # create loads them anyway
+
     path = container_dir(root, cid)
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
@@ -117,21 +116,31 @@ _STATE_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+read_bytes = os.read_bytes  # a whole (small) file with posix calls only; /proc files report size 0
+
+
 def read(root: str, cid: str) -> State:
     path = os.path.join(container_dir(root, cid), STATE_FILE)
     try:
-        with open(path, "rb") as f:
-            data: State = jsonfast.loads(f.read())  # the JSON boundary: checked below
+        data: State = jsonfast.loads(read_bytes(path))  # the JSON boundary: checked below
     except FileNotFoundError as exc:
+        from pyrunc.errors import ContainerNotFound
+
         raise ContainerNotFound(cid) from exc
     except (ValueError, OSError) as exc:
-        raise StateError(f"{path}: unreadable state: {exc}") from exc
+        raise _unreadable(path, str(exc)) from exc
     if not isinstance(data, dict):
-        raise StateError(f"{path}: unreadable state: not a JSON object")
+        raise _unreadable(path, "not a JSON object")
     for key, types in _STATE_TYPES.items():
         if key in data and not isinstance(data.get(key), types):
-            raise StateError(f"{path}: unreadable state: {key} has the wrong type")
+            raise _unreadable(path, f"{key} has the wrong type")
     return data
+
+
+def _unreadable(path: str, why: str) -> Exception:
+    from pyrunc.errors import StateError
+
+    return StateError(f"{path}: unreadable state: {why}")
 
 
 def write(root: str, cid: str, data: State, sync: bool = True) -> None:
@@ -156,6 +165,8 @@ def prepare(root: str, cid: str, data: State, sync: bool = True) -> str:
         finally:
             os.close(fd)
     except OSError as exc:
+        from pyrunc.errors import StateError
+
         _discard(tmp)
         raise StateError(f"writing {os.path.join(d, STATE_FILE)}: {exc.strerror}") from exc
     return tmp
@@ -166,6 +177,8 @@ def commit(tmp: str) -> None:
     try:
         os.rename(tmp, final)
     except OSError as exc:
+        from pyrunc.errors import StateError
+
         _discard(tmp)
         raise StateError(f"writing {final}: {exc.strerror}") from exc
 
@@ -188,11 +201,15 @@ class locked:
         self.fd: int | None = None
 
     def __enter__(self) -> int | None:
+        import fcntl  # a C extension to load: only the verbs that lock pay for it (not `state`)
+
         try:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             if self.missing_ok:
                 return None
+            from pyrunc.errors import ContainerNotFound
+
             raise ContainerNotFound(self.cid) from exc
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)

@@ -80,9 +80,23 @@ def ensure(entry: str = "pyrunc.cli") -> None:
     if os.readlink("/proc/self/exe") == TARGET and _recorded_source() is None:
         raise MountError(f"{TARGET} is not a read-only mount after setting it up")
     source = _interpreter()
-    _setup_once(source)
+    try:
+        _setup_once(source)
+    except (MountError, OSError):
+        if not _cannot_write(source):
+            raise
+        # Root of a user namespace (rootless podman runs us so) may not own the host's /run; the
+        # interpreter is then not its to write either, as for a user other than root.
+        log.debug("root of a user namespace: no read-only interpreter mount; running unguarded")
+        return
     boot = _BOOT.format(entry=entry)
     os.execv(TARGET, [TARGET, "-I", "-S", "-c", boot, ":".join(sys.path), *sys.argv[1:]])
+
+
+def _cannot_write(source: str) -> bool:
+    from pyrunc.linux.rootless import in_user_namespace
+
+    return in_user_namespace() and not os.access(source, os.W_OK)
 
 
 def _interpreter() -> str:

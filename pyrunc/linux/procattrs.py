@@ -156,8 +156,20 @@ def sched_attr(s: Scheduler) -> calls.SchedAttr:
                             s.get("deadline", 0), s.get("period", 0))
 
 
+_EPERM = 1
+
+
 def _set_scheduler(s: Scheduler) -> None:
-    calls.sched_setattr(sched_attr(s))
+    try:
+        calls.sched_setattr(sched_attr(s))
+    except OSError as exc:
+        if exc.errno != _EPERM or s["policy"] not in ("SCHED_FIFO", "SCHED_RR"):
+            raise
+        # The usual cause on cgroup v1 with real-time group scheduling: a cpu cgroup with no
+        # real-time runtime (a new cgroup has none) refuses real-time tasks.
+        raise OSError(exc.errno, f"{exc.strerror} (a real-time policy needs CAP_SYS_NICE and, "
+                      "with cgroup v1 real-time group scheduling, a real-time budget in the "
+                      "container's cpu cgroup: linux.resources.cpu.realtimeRuntime)") from exc
 
 
 def _set_io_priority(io: IOPriority) -> None:

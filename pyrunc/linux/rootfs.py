@@ -687,15 +687,54 @@ def prepare(config: Config, rootfs: str, ops: list[MountOp], userns: bool,
     """
     if not shared_mnt:
         _bind_root(config, rootfs)
+    for op in ops:
+        if is_root_bind(op):
+            _bind_on_root(rootfs, op, shared_mnt)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for op in ops:
-            mount_one(root_fd, op, ctx)
+            if not is_root_bind(op):
+                mount_one(root_fd, op, ctx)
         setup_dev(root_fd, config, ops, userns)
         if before_pivot:
             before_pivot()
     finally:
         os.close(root_fd)
+
+
+def is_root_bind(op: MountOp) -> bool:
+    """A bind mount whose destination is / itself: it becomes the container's root (crun >= 1.22
+    takes it so). With `idmap`, this is how a config asks for an idmapped rootfs: runtime-spec
+    1.3's `root` has no mappings, the mount of its path onto / carries them."""
+    return op.is_bind and op.destination.rstrip("/") == ""
+
+
+def _bind_on_root(rootfs: str, op: MountOp, shared_mnt: bool) -> None:
+    """Before anything else is mounted in the rootfs: what follows goes on top of this mount."""
+    if shared_mnt:
+        raise MountError(f"bind mount of {op.source} on /: needs a mount namespace of its own")
+    fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if op.source_tree >= 0:
+            try:
+                _move(op.source_tree, fd)
+            except OSError as exc:
+                raise MountError(f"attaching {op.source} on /: {exc.strerror}") from exc
+        else:
+            _mount(op.source, fd, None, op.flags & (L.MS_BIND | L.MS_REC), None, "/")
+    finally:
+        os.close(fd)
+    extra = op.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
+    if extra:
+        try:
+            L.mount(None, rootfs, None, L.MS_BIND | L.MS_REMOUNT | extra, None)
+        except OSError as exc:
+            raise MountError(f"remounting / ({L.mount_flag_names(extra)}): {exc.strerror}") from exc
+    fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)  # the new mount's root
+    try:
+        _setattr(op, fd)
+    finally:
+        os.close(fd)
 
 
 def _bind_root(config: Config, rootfs: str) -> None:

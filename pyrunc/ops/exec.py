@@ -28,7 +28,7 @@ from pyrunc.sys import jsonfast, linux, sockets
 from pyrunc.sys import oslite as os
 
 if MYPY:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from pyrunc.container.process import Msg
     from pyrunc.linux.caps import CapPlan
@@ -281,24 +281,43 @@ def _spawn(c: container.Container, proc: Process, cap_plan: CapPlan, ns_fds: dic
            console_fd: int, opts: ExecOptions) -> int:
     psock, csock = sockets.pair()
     pidns = ns_fds.pop("pid", -1)
+    mgr = c.cgroup() if c.data.get("cgroup") else None
+
+    def child() -> None:
+        psock.close()
+        # With --cgroup the parent places it (a self-join could race the sub-cgroup write).
+        ExecChild(proc, c.config.get("linux", {}), "user" in ns_fds, cap_plan, csock, ns_fds,
+                  console_fd, 3 + opts.preserve_fds, None if opts.cgroup else mgr).run()
+        os._exit(1)
+
+    if pidns >= 0 and _stuck_in_pidns():
+        try:
+            pid, born = _fork_through_middle(pidns, psock, csock, child), False
+        except BaseException:
+            psock.close()
+            raise
+        finally:
+            os.close(pidns)
+            csock.close()
+        return _after_fork(c, mgr, pid, born, psock, opts)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pidns >= 0 else -1
     try:
         if pidns >= 0:
             linux.setns(pidns, linux.CLONE_NEWPID)
-        mgr = c.cgroup() if c.data.get("cgroup") else None
         pid, born = process.fork_into(mgr)
         if pid == 0:
-            psock.close()
-            # With --cgroup the parent places it (a self-join could race the sub-cgroup write).
-            ExecChild(proc, c.config.get("linux", {}), "user" in ns_fds, cap_plan, csock, ns_fds,
-                      console_fd, 3 + opts.preserve_fds, None if opts.cgroup else mgr).run()
-            os._exit(1)
+            child()
     finally:
         if pidns >= 0:
             linux.setns(own, linux.CLONE_NEWPID)
             os.close(own)
             os.close(pidns)
     csock.close()
+    return _after_fork(c, mgr, pid, born, psock, opts)
+
+
+def _after_fork(c: container.Container, mgr: Manager | None, pid: int, born: bool,
+                psock: sockets.Socket, opts: ExecOptions) -> int:
     try:
         _join_cgroup(mgr, pid, born, opts.cgroup)
         process.send(psock, {"go": True})
@@ -309,6 +328,35 @@ def _spawn(c: container.Container, proc: Process, cap_plan: CapPlan, ns_fds: dic
     finally:
         psock.close()
     return pid
+
+
+def _stuck_in_pidns() -> bool:
+    from pyrunc.linux.rootless import in_user_namespace
+
+    return in_user_namespace()
+
+
+def _fork_through_middle(pidns: int, psock: sockets.Socket, csock: sockets.Socket,
+                         child: Callable[[], None]) -> int:
+    """Root of a user namespace other than the initial one (rootless podman runs us so) may enter
+    the container's pid namespace but not setns back into its own: a middle child enters it and
+    forks the process, which this one, a subreaper, adopts when the middle child exits (runc's
+    stage-1 child does the same)."""
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    middle = os.fork()
+    if middle == 0:
+        try:
+            psock.close()
+            linux.setns(pidns, linux.CLONE_NEWPID)
+            pid = os.fork()
+        except BaseException as exc:  # noqa: BLE001
+            process.child_fail(csock, "pid namespace", exc)
+        if pid == 0:
+            child()
+        process.send(csock, {"pid": pid})
+        os._exit(0)
+    os.waitpid(middle, 0)  # the process is ours once this returns: orphans are adopted first
+    return int(process.recv(psock, "pid namespace")["pid"])
 
 
 def _join_cgroup(mgr: Manager | None, pid: int, born: bool, sub: list[str] | None) -> None:

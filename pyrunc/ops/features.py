@@ -83,8 +83,7 @@ def seccomp_enabled() -> bool:
 
 def apparmor_enabled() -> bool:
     try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
+        return os.read_bytes("/sys/module/apparmor/parameters/enabled").strip() == b"Y"
     except OSError:
         return False
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 
-from pyrunc import container
+from pyrunc import MYPY, container
 from pyrunc.container import state
-from pyrunc.errors import InvalidState, PyruncError
 from pyrunc.sys import oslite as os
 
-_NAMES: dict[str, int] = {n: getattr(_signal, n) for n in dir(_signal)
-                          if n.startswith("SIG") and not n.startswith(("SIG_", "SIGRT"))}
+if MYPY:
+    from pyrunc.errors import InvalidState, PyruncError
 
 
 def _digits(t: str) -> bool:
@@ -24,7 +23,7 @@ def parse_signal(text: str) -> int:
         n = int(t)
         if 0 < n < _signal.NSIG:
             return n
-        raise PyruncError(f"invalid signal: {text}")
+        raise _bad_signal(f"invalid signal: {text}")
     if not t.startswith("SIG"):
         t = "SIG" + t
     lo, hi = _signal.SIGRTMIN, _signal.SIGRTMAX
@@ -35,11 +34,17 @@ def parse_signal(text: str) -> int:
         n = hi - int(t[9:])
     elif t in ("SIGRTMIN", "SIGRTMAX"):
         n = lo if t == "SIGRTMIN" else hi
-    elif t in _NAMES:
-        return _NAMES[t]
+    elif t.isalnum() and not t.startswith("SIGRT") and isinstance(getattr(_signal, t, None), int):
+        return int(getattr(_signal, t))  # _signal's names (SIGKILL, SIGIOT, ...): no table to build
     if lo <= n <= hi:
         return n
-    raise PyruncError(f"unknown signal {text!r}")
+    raise _bad_signal(f"unknown signal {text!r}")
+
+
+def _bad_signal(message: str) -> PyruncError:
+    from pyrunc.errors import PyruncError  # (see pyrunc.errors: loaded only when failing)
+
+    return PyruncError(message)
 
 
 def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
@@ -49,7 +54,7 @@ def kill(root: str, cid: str, sig: int, all_processes: bool = False) -> None:
         if all_processes and c.data.get("cgroup"):
             # As runc: every process left in the container's cgroup, whatever the init's status
             # (without a pid namespace a stopped container's children can outlive its init).
-            c.cgroup().signal_all(sig)
+            c.cgroup_teardown().signal_all(sig)
             return
         state.check_transition(status, "kill", cid)
         signal_init(c, sig)
@@ -59,12 +64,18 @@ def signal_init(c: container.Container, sig: int) -> None:
     try:
         fd = os.pidfd_open(c.pid)
     except ProcessLookupError as exc:
-        raise InvalidState("container not running") from exc
+        raise _not_running() from exc
     try:
         if not c.alive():
-            raise InvalidState("container not running")
+            raise _not_running()
         _signal.pidfd_send_signal(fd, sig)
     except ProcessLookupError as exc:
-        raise InvalidState("container not running") from exc
+        raise _not_running() from exc
     finally:
         os.close(fd)
+
+
+def _not_running() -> InvalidState:
+    from pyrunc.errors import InvalidState
+
+    return InvalidState("container not running")

@@ -16,7 +16,7 @@ from pyrunc.linux.cgroups.manager import CgroupWriteError
 from pyrunc.sys import oslite as os
 
 if MYPY:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from pyrunc.linux.cgroups.manager import Manager
     from pyrunc.spec.types import JSONObject, Resources
@@ -24,26 +24,6 @@ if MYPY:
 _SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
-# flag -> (section, key, parser); runc's update flags
-_SIZE_FLAGS = {
-    "memory": ("memory", "limit"),
-    "memory-swap": ("memory", "swap"),
-    "memory-reservation": ("memory", "reservation"),
-    "kernel-memory": ("memory", "kernel"),
-    "kernel-memory-tcp": ("memory", "kernelTCP"),
-}
-_INT_FLAGS = {
-    "cpu-shares": ("cpu", "shares"),
-    "cpu-share": ("cpu", "shares"),
-    "cpu-quota": ("cpu", "quota"),
-    "cpu-period": ("cpu", "period"),
-    "cpu-rt-period": ("cpu", "realtimePeriod"),
-    "cpu-rt-runtime": ("cpu", "realtimeRuntime"),
-    "pids-limit": ("pids", "limit"),
-    "blkio-weight": ("blockIO", "weight"),
-    "cpu-idle": ("cpu", "idle"),
-}
-_STR_FLAGS = {"cpuset-cpus": ("cpu", "cpus"), "cpuset-mems": ("cpu", "mems")}
 _RDT_FLAGS = ("l3-cache-schema", "mem-bw-schema")
 
 
@@ -57,21 +37,36 @@ def ram_in_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
 
 
+# flag -> (section, key, parser); runc's update flags
+_FLAGS: dict[str, tuple[str, str, Callable[[str], int | str]]] = {
+    "memory": ("memory", "limit", ram_in_bytes),
+    "memory-swap": ("memory", "swap", ram_in_bytes),
+    "memory-reservation": ("memory", "reservation", ram_in_bytes),
+    "kernel-memory": ("memory", "kernel", ram_in_bytes),
+    "kernel-memory-tcp": ("memory", "kernelTCP", ram_in_bytes),
+    "cpu-shares": ("cpu", "shares", int),
+    "cpu-share": ("cpu", "shares", int),
+    "cpu-quota": ("cpu", "quota", int),
+    "cpu-period": ("cpu", "period", int),
+    "cpu-rt-period": ("cpu", "realtimePeriod", int),
+    "cpu-rt-runtime": ("cpu", "realtimeRuntime", int),
+    "pids-limit": ("pids", "limit", int),
+    "blkio-weight": ("blockIO", "weight", int),
+    "cpu-idle": ("cpu", "idle", int),
+    "cpuset-cpus": ("cpu", "cpus", str),
+    "cpuset-mems": ("cpu", "mems", str),
+}
+
+
 def resources_from_flags(flags: dict[str, str]) -> JSONObject:
     """runc update's flags (names without `--`) -> a LinuxResources dict."""
     res: dict[str, JSONObject] = {}
     for flag, value in flags.items():
         flag = flag.lstrip("-")
         try:
-            if flag in _SIZE_FLAGS:
-                section, key = _SIZE_FLAGS[flag]
-                res.setdefault(section, {})[key] = ram_in_bytes(value)
-            elif flag in _INT_FLAGS:
-                section, key = _INT_FLAGS[flag]
-                res.setdefault(section, {})[key] = int(value)
-            elif flag in _STR_FLAGS:
-                section, key = _STR_FLAGS[flag]
-                res.setdefault(section, {})[key] = value
+            if flag in _FLAGS:
+                section, key, parse = _FLAGS[flag]
+                res.setdefault(section, {})[key] = parse(value)
             elif flag in _RDT_FLAGS:
                 raise SpecError(f"--{flag}: Intel RDT is not "
                                 + ("supported by pyrunc" if os.path.isdir("/sys/fs/resctrl/info")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import _json
 
-from pyrunc._typing import Any  # loads' result: the parser's, unchecked (the JSON boundary)
+from pyrunc import MYPY
+
+if MYPY:
+    from typing import Any  # loads' result: the parser's, unchecked (the JSON boundary)
 
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
 

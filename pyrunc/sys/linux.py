@@ -68,10 +68,10 @@ pythonapi = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI, None)
 # --- syscall numbers: generic table (aarch64, riscv64) and x86_64's own ---------------------------
 _NR_X86_64 = {"pivot_root": 155, "setns": 308, "unshare": 272, "capget": 125, "capset": 126,
               "personality": 135, "ioprio_set": 251, "set_mempolicy": 238, "sched_setattr": 314,
-              "seccomp": 317, "bpf": 321}
+              "seccomp": 317, "bpf": 321, "rt_sigaction": 13}
 _NR_GENERIC = {"pivot_root": 41, "setns": 268, "unshare": 97, "capget": 90, "capset": 91,
                "personality": 92, "ioprio_set": 30, "set_mempolicy": 237, "sched_setattr": 274,
-               "seccomp": 277, "bpf": 280}
+               "seccomp": 277, "bpf": 280, "rt_sigaction": 134}
 # Numbers >= 424 are the same on every architecture.
 _NR_COMMON = {"clone3": 435, "open_tree": 428, "move_mount": 429, "fsopen": 430,
               "fsconfig": 431, "fsmount": 432, "pidfd_open": 434, "close_range": 436, "openat2": 437,
@@ -345,3 +345,26 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
         data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
     syscall("capset", byref(hdr), data)
+
+
+class _KernelSigaction(Structure):
+    # x86_64's layout; aarch64's has no restorer, which only moves fields after the handler.
+    _fields_ = [("handler", c_uint64), ("flags", c_uint64), ("restorer", c_uint64),
+                ("mask", c_uint64)]
+
+
+_SIG_IGN = 1
+
+
+def default_if_ignored(sig: int) -> bool:
+    """Give `sig` its default action if it is ignored; True if it was.
+
+    rt_sigaction itself, not sigaction(3): glibc refuses its internal signals 32 and 33, which a
+    Go parent (containerd) can leave ignored, and an ignored signal survives execve.
+    """
+    old = _KernelSigaction()
+    syscall("rt_sigaction", c_int(sig), None, byref(old), c_size_t(8))
+    if old.handler != _SIG_IGN:
+        return False
+    syscall("rt_sigaction", c_int(sig), byref(_KernelSigaction()), None, c_size_t(8))
+    return True

@@ -119,10 +119,12 @@ from posix import (
 )
 from posix import environ as _environb
 
-from pyrunc._typing import MYPY, Callable, Iterator, TextIO
+from pyrunc import MYPY
 
 if MYPY:
+    from collections.abc import Callable, Iterator
     from posix import stat_result
+    from typing import TextIO
 
     from _typeshed import OpenTextMode
 
@@ -141,7 +143,8 @@ __all__ = [  # os's names, re-exported
     "sendfile", "set_inheritable", "setgroups", "setpgid", "setresgid", "setresuid", "setsid",
     "stat", "statvfs", "strerror", "symlink", "sysconf", "tcgetpgrp", "tcsetpgrp", "ttyname",
     "umask", "uname", "unlink", "waitpid", "waitstatus_to_exitcode", "write", "getenv",
-    "fsencode", "fdopen", "makedirs", "walk", "path",
+    "fsencode", "fdopen", "makedirs", "walk", "path", "read_bytes", "write_existing",
+    "write_replace",
 ]
 
 # posixpath.normpath's own C implementation (3.11+); an interpreter without it gets posixpath's.
@@ -302,3 +305,39 @@ class path:  # noqa: N801 — read as os.path
             if target.startswith("/"):
                 out = "/"
         return out
+
+
+# ---- whole small files, with posix calls only (open() builds a buffered reader: an fstat, an
+# ioctl, an lseek and three objects per file) ------------------------------------------------------
+
+def read_bytes(p: str) -> bytes:
+    """A whole (small) file. /proc and cgroup files report size 0: read until the end."""
+    fd = open(p, O_RDONLY | O_CLOEXEC)
+    try:
+        data = read(fd, 65536)
+        while True:
+            more = read(fd, 65536)
+            if not more:
+                return data
+            data += more
+    finally:
+        close(fd)
+
+
+def write_existing(p: str, value: str) -> None:
+    """value written, in one write, to a file that must exist (a cgroup or /proc file)."""
+    fd = open(p, O_WRONLY | O_CLOEXEC)
+    try:
+        write(fd, value.encode())
+    finally:
+        close(fd)
+
+
+def write_replace(p: str, text: str, tmp: str) -> None:
+    """text to p whole or not at all: written to tmp (mode 0600), which then replaces p."""
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    try:
+        write(fd, text.encode())
+    finally:
+        close(fd)
+    rename(tmp, p)

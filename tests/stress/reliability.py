@@ -18,9 +18,12 @@ import os
 import subprocess  # noqa: TID251 — tests drive the CLI
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 CGROUP_GLOB = "/sys/fs/cgroup/*/pyrunc/{prefix}*"
 
@@ -86,6 +89,24 @@ class Figures:
 
 
 REPORT: dict[str, Figures] = {}
+
+
+Test = Callable[[Any, Any, str, Figures], None]
+
+
+def bounded_and_full(driver: Callable[[Any, Any, str, Figures, int], None],
+                     size: Callable[[bool], int]) -> tuple[Test, Test]:
+    """A scenario's two tests, both `driver(rt, make_bundle, prefix, figures, size(full))`: the
+    bounded one (full False) every run makes, and the long one marked `stress` (full True).
+    Assign them to the module's test_<name> and test_<name>_full."""
+    def bounded(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
+        driver(rt, make_bundle, prefix, figures, size(False))
+
+    def full(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
+        driver(rt, make_bundle, prefix, figures, size(True))
+
+    requires = pytest.mark.requires("root", "busybox")
+    return requires(bounded), pytest.mark.stress(requires(full))
 
 
 # ---- runtime, ids, leaks ---------------------------------------------------------------------------

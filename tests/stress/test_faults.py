@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability import Figures, Leaks, call, clean_failure, scrub, sizes
+from reliability import Figures, Leaks, bounded_and_full, call, clean_failure, scrub, sizes
 
 
 def _create_and_kill(rt: Any, bundle: str, cid: str, delay: float) -> None:
@@ -50,16 +50,8 @@ def _sigkill_create(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n:
     assert figures.leaks == []
 
 
-@pytest.mark.requires("root", "busybox")
-def test_sigkill_during_create(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
-    _sigkill_create(rt, make_bundle, prefix, figures, sizes(False)["faults"])
-
-
-@pytest.mark.stress
-@pytest.mark.requires("root", "busybox")
-def test_sigkill_during_create_full(rt: Any, make_bundle: Any, prefix: str,
-                                    figures: Figures) -> None:
-    _sigkill_create(rt, make_bundle, prefix, figures, sizes(True)["faults"])
+test_sigkill_during_create, test_sigkill_during_create_full = bounded_and_full(
+    _sigkill_create, lambda full: sizes(full)["faults"])
 
 
 # ---- a broken state.json -----------------------------------------------------------------------

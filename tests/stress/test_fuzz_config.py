@@ -19,10 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability import Figures, Leaks, call, clean_failure, sizes
+from reliability import Figures, Leaks, bounded_and_full, call, clean_failure, sizes
 
 # ---- hostile values ----------------------------------------------------------------------------
 
@@ -210,15 +209,8 @@ def _fuzz_configs(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: i
     figures.conclude(tally.report(), leaks)
 
 
-@pytest.mark.requires("root", "busybox")
-def test_fuzz_config(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
-    _fuzz_configs(rt, make_bundle, prefix, figures, sizes(False)["fuzz"])
-
-
-@pytest.mark.stress
-@pytest.mark.requires("root", "busybox")
-def test_fuzz_config_full(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
-    _fuzz_configs(rt, make_bundle, prefix, figures, sizes(True)["fuzz"])
+test_fuzz_config, test_fuzz_config_full = bounded_and_full(
+    _fuzz_configs, lambda full: sizes(full)["fuzz"])
 
 
 # ---- signals and ids ---------------------------------------------------------------------------
@@ -274,13 +266,5 @@ def _fuzz_cli(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: int) 
     figures.conclude(tally.report(), leaks)
 
 
-@pytest.mark.requires("root", "busybox")
-def test_fuzz_signals_and_ids(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
-    _fuzz_cli(rt, make_bundle, prefix, figures, sizes(False)["fuzz"])
-
-
-@pytest.mark.stress
-@pytest.mark.requires("root", "busybox")
-def test_fuzz_signals_and_ids_full(rt: Any, make_bundle: Any, prefix: str,
-                                   figures: Figures) -> None:
-    _fuzz_cli(rt, make_bundle, prefix, figures, sizes(True)["fuzz"] // 2)
+test_fuzz_signals_and_ids, test_fuzz_signals_and_ids_full = bounded_and_full(
+    _fuzz_cli, lambda full: sizes(True)["fuzz"] // 2 if full else sizes(False)["fuzz"])

@@ -13,8 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-from reliability import Figures, Leaks, call, clean_failure, sizes
+from reliability import Figures, Leaks, bounded_and_full, call, clean_failure, sizes
 
 PARALLEL = 8
 STATUSES = {"created", "running", "stopped"}
@@ -88,16 +87,8 @@ def _load(rt: Any, make_bundle: Any, prefix: str, figures: Figures, n: int) -> N
     figures.conclude(d.failures, leaks)
 
 
-@pytest.mark.requires("root", "busybox")
-def test_parallel_lifecycles(rt: Any, make_bundle: Any, prefix: str, figures: Figures) -> None:
-    _load(rt, make_bundle, prefix, figures, sizes(False)["containers"])
-
-
-@pytest.mark.stress
-@pytest.mark.requires("root", "busybox")
-def test_parallel_lifecycles_full(rt: Any, make_bundle: Any, prefix: str,
-                                  figures: Figures) -> None:
-    _load(rt, make_bundle, prefix, figures, sizes(True)["containers"])
+test_parallel_lifecycles, test_parallel_lifecycles_full = bounded_and_full(
+    _load, lambda full: sizes(full)["containers"])
 
 
 # ---- many verbs on one container at once -------------------------------------------------------
@@ -159,14 +150,5 @@ def _race(rt: Any, make_bundle: Any, prefix: str, figures: Figures, rounds: int)
     figures.conclude(d.failures, leaks)
 
 
-@pytest.mark.requires("root", "busybox")
-def test_racing_verbs_on_one_container(rt: Any, make_bundle: Any, prefix: str,
-                                       figures: Figures) -> None:
-    _race(rt, make_bundle, prefix, figures, 6)
-
-
-@pytest.mark.stress
-@pytest.mark.requires("root", "busybox")
-def test_racing_verbs_on_one_container_full(rt: Any, make_bundle: Any, prefix: str,
-                                            figures: Figures) -> None:
-    _race(rt, make_bundle, prefix, figures, 40)
+test_racing_verbs_on_one_container, test_racing_verbs_on_one_container_full = bounded_and_full(
+    _race, lambda full: 40 if full else 6)

@@ -33,7 +33,7 @@ def test_cpu_share_is_runcs_update_flag() -> None:
                                                  "memory": {"limit": 1 << 30}}
 
 
-@pytest.mark.parametrize("command", sorted(cli.HANDLERS))
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
 def test_every_command_has_help(command: str) -> None:
     text = cli.command_help(command)
     assert text.startswith(f"NAME:\n   pyrunc {command} - ")

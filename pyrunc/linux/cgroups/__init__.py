@@ -4,21 +4,33 @@
     Manager.create() / apply(pid) / set(resources) / freeze() / kill_all() / destroy() ...
     from_state(manager.to_state())     the same Manager in a later call (state.json)
 
-Modules: layout (what is mounted where), plan (resources -> files, pure), devices (allow-list and
-the v2 eBPF program), bpf (the bpf(2) calls), manager (the executor), stats (events --stats).
+Modules: layout (what is mounted where), plan (resources -> files, pure), devices (allow-list, v1
+transitions and the v2 eBPF program), rt (v1 real-time budgets of the parents), bpf (the bpf(2)
+calls), manager (the executor), teardown (what delete and kill --all need: processes, freezer,
+removal; the manager's base), stats (events --stats).
+
+This package's own module loads nothing else (teardown.py is imported through it, by `delete`):
+the manager and pyrunc.errors are imported by the functions that need them.
 """
 
 from __future__ import annotations
 
-from pyrunc._typing import MYPY
-from pyrunc.errors import CgroupError, SpecError
-from pyrunc.linux.cgroups.manager import Manager
+from pyrunc import MYPY
 from pyrunc.sys import oslite as os
 
 if MYPY:
     from pyrunc.linux.cgroups.layout import Layout
     from pyrunc.linux.cgroups.manager import CgroupState
+    from pyrunc.linux.cgroups.manager import Manager as Manager
     from pyrunc.spec.types import Linux, Resources
+else:
+    def __getattr__(name: str) -> object:
+        """`cgroups.Manager`, loaded when first asked for."""
+        if name == "Manager":
+            from pyrunc.linux.cgroups.manager import Manager
+
+            return Manager
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Manager", "from_state", "manager_for", "new_manager"]
 
@@ -40,7 +52,9 @@ def new_manager(cid: str, linux: Linux, *, systemd: bool = False,
 def manager_for(layout: Layout, cid: str, linux: Linux, *,
                 rootless: bool = False) -> Manager:
     """new_manager on an explicit layout (tests use a cgroup2-only layout on a hybrid host)."""
+    from pyrunc.errors import SpecError
     from pyrunc.linux.cgroups import devices
+    from pyrunc.linux.cgroups.manager import Manager
 
     resources = linux.get("resources") or {}
     if not isinstance(resources, dict):
@@ -55,10 +69,14 @@ def manager_for(layout: Layout, cid: str, linux: Linux, *,
 
 def from_state(saved: CgroupState) -> Manager:
     """The Manager that `Manager.to_state()` describes."""
+    from pyrunc.linux.cgroups.manager import Manager
+
     return Manager.from_state(saved)
 
 
 def _check_systemd(path: object) -> None:
+    from pyrunc.errors import CgroupError
+
     if not os.path.isdir(SYSTEMD_RUNNING):
         raise CgroupError("linux.cgroupsPath: the systemd cgroup driver was requested "
                           f"(--systemd-cgroup, {path!r}) but systemd is not running here "
@@ -68,6 +86,8 @@ def _check_systemd(path: object) -> None:
 
 
 def _cgroups_path(path: object, cid: str) -> str:
+    from pyrunc.errors import CgroupError, SpecError
+
     if path is None or path == "":
         return f"/pyrunc/{cid}"
     if not isinstance(path, str):
@@ -92,6 +112,7 @@ def _resolve(layout: Layout, path: str) -> dict[str, str]:
 
 def _check_plan(layout: Layout, dirs: dict[str, str], resources: Resources) -> None:
     """Render once to validate the values and see that the controllers asked for exist."""
+    from pyrunc.errors import CgroupError
     from pyrunc.linux.cgroups import plan  # not on the path of delete/pause/kill
 
     if layout.mode == "v2":

@@ -105,8 +105,91 @@ def rules(linux: Linux) -> list[Rule]:
 
 
 def render_v1(rule_list: list[Rule]) -> list[tuple[str, str]]:
-    """(file, line) pairs: deny everything, then each rule in order."""
+    """(file, line) pairs: deny everything, then each rule in order (for a new cgroup)."""
     return [("devices.deny", "a"), *(r.v1() for r in rule_list)]
+
+
+# ---- v1 transitions (a cgroup that already has tasks) -------------------------------------------
+#
+# Writing the rules in order to a cgroup that processes are already in opens windows: `a` to
+# devices.allow (a rule list that starts by allowing everything) lets them open any device until
+# the denials that follow are written; `a` to devices.deny takes their allowed devices away for a
+# moment. As runc's devices emulator does, compute the state the rules lead to (the kernel's
+# behaviour: a default and exact-match exceptions) and write only the difference from the state
+# devices.list shows.
+
+Key = tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class V1State:
+    """A v1 devices cgroup: its default, and the exceptions to it (key -> access)."""
+
+    default_allow: bool
+    exceptions: dict[Key, str]
+
+
+def emulate(rule_list: list[Rule]) -> V1State:
+    """The state writing `render_v1(rule_list)` leaves (security/device_cgroup.c's rules)."""
+    default_allow, exc = False, dict[Key, str]()
+    for rule in rule_list:
+        if rule.type == "a":  # `a` resets, whatever its numbers and access
+            default_allow, exc = rule.allow, {}
+            continue
+        key = (rule.type, rule.major, rule.minor)
+        if rule.allow != default_allow:  # an exception to the default: added, access merged
+            exc[key] = _access_union(exc.get(key, ""), rule.access)
+        elif key in exc:  # agrees with the default: removes access from that exact exception
+            left = "".join(c for c in exc[key] if c not in rule.access)
+            if left:
+                exc[key] = left
+            else:
+                del exc[key]
+    return V1State(default_allow, exc)
+
+
+def parse_list(text: str) -> V1State:
+    """devices.list: `a *:* rwm` alone when everything is allowed (the kernel does not list the
+    denials then), else the allowed exceptions."""
+    exc: dict[Key, str] = {}
+    for line in text.splitlines():
+        dtype, numbers, access = line.split()
+        major, minor = (WILDCARD if n == "*" else int(n) for n in numbers.split(":"))
+        if dtype == "a":
+            return V1State(True, {})
+        exc[(dtype, major, minor)] = _access_union(exc.get((dtype, major, minor), ""), access)
+    return V1State(False, exc)
+
+
+def transition(current: V1State, target: V1State) -> tuple[list[tuple[str, str]], bool]:
+    """(file, line) writes from `current` to `target`, and whether they pass through allowing
+    every device (the caller freezes the cgroup around them then)."""
+    if current.default_allow == target.default_allow:
+        # Same default: take away the exceptions' access first, then add (no window either
+        # way). With everything allowed, the kernel does not list the denials in force: the
+        # target's are (re)written, others stay, as with runc.
+        remove = [] if current.default_allow else [
+            (key, "".join(c for c in access if c not in target.exceptions.get(key, "")))
+            for key, access in current.exceptions.items()]
+        add = [(key, "".join(c for c in access if c not in current.exceptions.get(key, "")))
+               for key, access in target.exceptions.items()]
+        undo_file, do_file = (("devices.allow", "devices.deny") if target.default_allow
+                              else ("devices.deny", "devices.allow"))
+        return ([(undo_file, _line(k, a)) for k, a in remove if a]
+                + [(do_file, _line(k, a)) for k, a in add if a]), False
+    reset = ("devices.allow" if target.default_allow else "devices.deny", "a")
+    file = "devices.deny" if target.default_allow else "devices.allow"
+    writes = [reset, *((file, _line(k, a)) for k, a in target.exceptions.items())]
+    return writes, target.default_allow
+
+
+def _line(key: Key, access: str) -> str:
+    dtype, major, minor = key
+    return Rule(True, dtype, major, minor, access).v1()[1]
+
+
+def _access_union(a: str, b: str) -> str:
+    return "".join(c for c in "rwm" if c in a or c in b)
 
 
 # ---- eBPF (cgroup v2) ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 One Manager covers the three host modes (see layout.py). It holds one directory per hierarchy:
 v1 controllers by name (`memory`, `name=systemd`, ...) and "" for the cgroup2 directory. On a hybrid
 host the v1 controllers do the limiting, the devices controller the device list and the freezer the
-pausing; the cgroup2 directory is joined too, which gives `cgroup.kill` for free.
+pausing; the cgroup2 directory is joined too, which gives `cgroup.kill` for free. What the end of a
+container needs (processes, freezer, kill, removal) is its base, teardown.Cgroups.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import time
 
 from pyrunc._typing import MYPY
 from pyrunc.errors import CgroupError
+from pyrunc.linux.cgroups.teardown import Cgroups, read_file, write_file
+from pyrunc.linux.cgroups.teardown import rmdir as _rmdir
+from pyrunc.linux.cgroups.teardown import write as _write  # runc's wording: file and value
 from pyrunc.sys import oslite as os
 
 if MYPY:
@@ -34,29 +38,14 @@ if MYPY:
         rootless: bool
         v2_root: str | None
         devices: Required[list[RuleRow]]
+        rt_grants: dict[str, int]
 
-_SIGKILL = 9  # signal.SIGKILL without importing signal (it pulls enum: ~5 ms)
-_FREEZE_TIMEOUT = 5.0
-_KILL_TIMEOUT = 10.0
-_PIDS_ORDER = ("pids", "freezer", "memory", "devices", "cpu", "cpuacct", "")
+_RT_RELEASE_TIMEOUT = 2.0
 # v1 files written first -> the file to write before them when the kernel refuses (see
 # Manager._write_entries)
 _PAIRS = {"memory.limit_in_bytes": "memory.memsw.limit_in_bytes",
           "cpu.cfs_period_us": "cpu.cfs_quota_us",
           "cpu.rt_period_us": "cpu.rt_runtime_us"}
-
-
-def read_file(path: str) -> str:
-    with open(path) as f:
-        return f.read()
-
-
-def write_file(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
 
 
 class CgroupWriteError(CgroupError):
@@ -75,25 +64,17 @@ class CgroupWriteError(CgroupError):
         return f'failed to write "{self.value}": write {self.path}: {reason}{self.hint}'
 
 
-def _write(path: str, value: str) -> None:
-    """write_file with runc's error wording: the file and the value."""
-    try:
-        write_file(path, value)
-    except OSError as exc:
-        raise CgroupWriteError(path, value, exc) from exc
-
-
-class Manager:
+class Manager(Cgroups):
     def __init__(self, mode: str, dirs: dict[str, str], resources: Resources,
                  rule_rows: list[RuleRow], *, rootless: bool = False,
                  v2_root: str | None = None) -> None:
-        self.mode = mode
-        self.dirs = dirs
+        super().__init__(mode, dirs)
         self.resources = resources
         self.rule_rows = rule_rows  # the device rules as state.json keeps them (devices.Rule.row)
         self.rootless = rootless
         self.unwritable: set[str] = set()  # rootless: hierarchies we could not make a cgroup in
         self.v2_root = v2_root  # the cgroup2 mount point, to enable controllers top-down
+        self.rt_grants: dict[str, int] = {}  # ancestor -> real-time runtime we added (rt.py)
 
     @property
     def rules(self) -> list[devices.Rule]:
@@ -107,13 +88,19 @@ class Manager:
 
     def create(self) -> None:
         self._refuse_frozen()
+        if self.rootless and not _host_root():
+            # Device rules (v1 devices.deny/allow, a v2 eBPF filter) need CAP_SYS_ADMIN of the
+            # host even in a delegated subtree; runc's rootless mode ignores their errors. The
+            # container stays in the devices cgroup it was started in; nodes are bind mounts.
+            self.dirs.pop("devices", None)
+            self.unwritable.add("devices")
         made: list[str] = []
         try:
             for key, path in self._distinct().items():
                 self._mkdir(key, path, made)
             if self.rootless:
                 self._drop_unwritable()
-            self._apply_devices()
+            self._apply_devices(fresh=self.dirs.get("devices") in made)
             self.set(self.resources)
         except BaseException:
             for path in reversed(made):
@@ -125,14 +112,10 @@ class Manager:
         wait for it for ever: refuse, as runc does ("container's cgroup unexpectedly frozen").
         Those cgroups are someone else's, so this manager lets go of them: the caller's clean-up
         must neither kill what is in them nor remove them."""
-        frozen: tuple[str, ...]
-        if "freezer" in self.dirs:
-            path, frozen = os.path.join(self.dirs["freezer"], "freezer.state"), ("FROZEN",
-                                                                                 "FREEZING")
-        elif "" in self.dirs:
-            path, frozen = os.path.join(self.dirs[""], "cgroup.freeze"), ("1",)
-        else:
+        found = self._freeze_file()
+        if found is None:
             return
+        path, frozen = found
         try:
             value = read_file(path).strip()
         except FileNotFoundError:
@@ -148,14 +131,6 @@ class Manager:
             if not os.path.isdir(path) or not os.access(path, os.W_OK):
                 del self.dirs[key]
                 self.unwritable.add(key)
-
-    def _distinct(self) -> dict[str, str]:
-        """One key per directory (cpu and cpuacct may share a mount)."""
-        seen: dict[str, str] = {}
-        for key, path in self.dirs.items():
-            if path not in seen.values():
-                seen[key] = path
-        return seen
 
     def _mkdir(self, key: str, path: str, made: list[str]) -> None:
         parent = os.path.dirname(path)
@@ -175,14 +150,17 @@ class Manager:
             for name in ("cpuset.cpus", "cpuset.mems"):
                 _write(os.path.join(path, name), read_file(os.path.join(parent, name)).strip())
 
-    def _apply_devices(self) -> None:
+    def _apply_devices(self, fresh: bool) -> None:
         from pyrunc.linux.cgroups import devices
 
         if "devices" in self.dirs:
             base = self.dirs["devices"]
-            for file, line in devices.render_v1(self.rules):
-                _write(os.path.join(base, file), line)
-        elif self.mode == "v2" and "" in self.dirs:
+            if fresh:  # nothing in it yet: the rules in order
+                for file, line in devices.render_v1(self.rules):
+                    _write(os.path.join(base, file), line)
+            else:
+                self._transition_devices(base)
+        elif self.mode == "v2" and "" in self.dirs and "devices" not in self.unwritable:
             from pyrunc.sys import bpf  # ctypes: only when a v2 filter is needed
 
             try:
@@ -190,6 +168,24 @@ class Manager:
             except OSError as exc:
                 raise CgroupError(f"attaching the device filter to {self.dirs['']}: "
                                   f"{exc.strerror}") from exc
+
+    def _transition_devices(self, base: str) -> None:
+        """A cgroup that existed (shared, or a container's own made again): write only what
+        changes, and freeze what is in it while all devices are allowed (see devices.py)."""
+        from pyrunc.linux.cgroups import devices
+
+        current = devices.parse_list(read_file(os.path.join(base, "devices.list")))
+        writes, opens = devices.transition(current, devices.emulate(self.rules))
+        freeze = (opens and "freezer" in self.dirs and not self.frozen()
+                  and read_file(os.path.join(self.dirs["freezer"], "cgroup.procs")).strip() != "")
+        if freeze:
+            self.freeze()
+        try:
+            for file, line in writes:
+                _write(os.path.join(base, file), line)
+        finally:
+            if freeze:
+                self.thaw()
 
     # ---- resources ------------------------------------------------------------------------------
 
@@ -205,11 +201,70 @@ class Manager:
             self._check_before_update(resources)
         else:
             entries = plan.render_v1(resources, bfq=self._has("blkio", "blkio.bfq.weight"))
+            self._grant_rt(entries)
         self._write_entries(entries)
         self.resources = resources
 
     def _has(self, key: str, file: str) -> bool:
         return key in self.dirs and os.path.exists(os.path.join(self.dirs[key], file))
+
+    def _grant_rt(self, entries: list[plan.Entry]) -> None:
+        """Grow the ancestors' real-time budgets that are short of what the container's asks
+        (see rt.py); what was added is recorded, for destroy to give back."""
+        asked = {e.file: e for e in entries
+                 if e.controller == "cpu" and e.file in ("cpu.rt_period_us", "cpu.rt_runtime_us")}
+        leaf = self.dirs.get("cpu")
+        if not asked or leaf is None or not os.path.exists(os.path.join(leaf, "cpu.rt_runtime_us")):
+            return
+        from pyrunc.linux.cgroups import rt
+
+        period, runtime = _rt_budget_of(leaf)
+        if "cpu.rt_period_us" in asked:
+            period = int(asked["cpu.rt_period_us"].value)
+        if "cpu.rt_runtime_us" in asked:
+            runtime = int(asked["cpu.rt_runtime_us"].value)
+        field = (asked.get("cpu.rt_runtime_us") or asked["cpu.rt_period_us"]).field
+        made: list[rt.Grant] = []
+        for grant in rt.plan(leaf, period, runtime, _rt_budget_of, _child_cgroups, _is_top):
+            path = os.path.join(grant.path, "cpu.rt_runtime_us")
+            try:
+                write_file(path, str(grant.runtime))
+            except OSError as exc:
+                for done in reversed(made):  # what this call added, deepest first
+                    _try_write(os.path.join(done.path, "cpu.rt_runtime_us"),
+                               str(done.runtime - done.added))
+                raise CgroupWriteError(path, str(grant.runtime), exc,
+                                       f" (the real-time budget {field} needs in a parent "
+                                       f"cgroup: {_rt_budget(os.path.dirname(grant.path))})"
+                                       ) from exc
+            made.append(grant)
+        for grant in made:
+            self.rt_grants[grant.path] = self.rt_grants.get(grant.path, 0) + grant.added
+
+    def _release_rt(self) -> None:
+        if not self.rt_grants:
+            return
+        from pyrunc import log
+        from pyrunc.linux.cgroups import rt
+
+        # A removed cgroup leaves its parent's list of children only once its last task is
+        # freed, up to seconds after rmdir; destroy zeroes its budget first (_zero_rt), so the
+        # parent can shrink at once. Should it not (EINVAL), wait a little.
+        deadline = time.monotonic() + _RT_RELEASE_TIMEOUT
+        for path, runtime in rt.release_plan(self.rt_grants, _rt_budget_of, _child_cgroups):
+            delay = 0.001
+            while True:
+                try:
+                    write_file(os.path.join(path, "cpu.rt_runtime_us"), str(runtime))
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL or time.monotonic() > deadline:
+                        log.warning(f"giving back the real-time budget of {path}: writing "
+                                    f"'{runtime}' to cpu.rt_runtime_us: {exc.strerror}")
+                        break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        self.rt_grants = {}
 
     def _write_entries(self, entries: list[plan.Entry]) -> None:
         pending = list(entries)
@@ -325,116 +380,13 @@ class Manager:
                     continue
                 raise CgroupError(f"writing '0' to {path}/tasks: {exc.strerror}") from exc
 
-    def pids(self) -> list[int]:
-        key = next((k for k in _PIDS_ORDER if k in self.dirs), None)
-        if key is None:
-            return []
-        found: list[int] = []
-        for top, _dirs, _files in os.walk(self.dirs[key]):
-            try:
-                found += [int(x) for x in read_file(os.path.join(top, "cgroup.procs")).split()]
-            except FileNotFoundError:
-                continue
-        return found
-
-    def signal_all(self, sig: int) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def kill_all(self) -> None:
-        """SIGKILL everything in the cgroup and wait (bounded) until it is empty."""
-        deadline = time.monotonic() + _KILL_TIMEOUT
-        delay = 0.001
-        while self.pids():
-            if time.monotonic() > deadline:
-                raise CgroupError(f"processes {self.pids()} are still in {self.primary()} "
-                                  f"after SIGKILL")
-            self._kill_once()
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    def _kill_once(self) -> None:
-        kill_file = os.path.join(self.dirs.get("", ""), "cgroup.kill")
-        if "" in self.dirs and os.path.exists(kill_file):
-            _write(kill_file, "1")
-            if self.mode == "v2":
-                return
-        # v1: freeze first, so no process can fork a new one between the listing and the kill.
-        frozen = "freezer" in self.dirs and self._try_freeze()
-        self.signal_all(_SIGKILL)
-        if frozen:
-            self.thaw()
-
-    def _try_freeze(self) -> bool:
-        try:
-            self.freeze()
-        except CgroupError:
-            return False
-        return True
-
-    def primary(self) -> str:
-        key = next((k for k in _PIDS_ORDER if k in self.dirs), "")
-        return self.dirs.get(key, "")
-
-    # ---- freezer --------------------------------------------------------------------------------
-
-    def freeze(self) -> None:
-        if "freezer" in self.dirs:
-            self._freeze_v1()
-        else:
-            self._freeze_v2()
-
-    def _freeze_v1(self) -> None:
-        state = os.path.join(self.dirs["freezer"], "freezer.state")
-        deadline = time.monotonic() + _FREEZE_TIMEOUT
-        while True:
-            # Writing FROZEN again nudges tasks that were in the middle of a fork (runc does too).
-            _write(state, "FROZEN")
-            if read_file(state).strip() == "FROZEN":
-                return
-            if time.monotonic() > deadline:
-                _write(state, "THAWED")
-                raise CgroupError(f"{state}: the cgroup did not freeze in {_FREEZE_TIMEOUT} s")
-            time.sleep(0.01)
-
-    def _freeze_v2(self) -> None:
-        base = self._v2_dir("freeze")
-        _write(os.path.join(base, "cgroup.freeze"), "1")
-        deadline = time.monotonic() + _FREEZE_TIMEOUT
-        while "frozen 1" not in read_file(os.path.join(base, "cgroup.events")):
-            if time.monotonic() > deadline:
-                _write(os.path.join(base, "cgroup.freeze"), "0")
-                raise CgroupError(f"{base}: the cgroup did not freeze in {_FREEZE_TIMEOUT} s")
-            time.sleep(0.01)
-
-    def _v2_dir(self, what: str) -> str:
-        if "" not in self.dirs:
-            raise CgroupError(f"cannot {what}: no freezer cgroup (v1 freezer or cgroup2)")
-        return self.dirs[""]
-
-    def thaw(self) -> None:
-        if "freezer" in self.dirs:
-            _write(os.path.join(self.dirs["freezer"], "freezer.state"), "THAWED")
-        else:
-            _write(os.path.join(self._v2_dir("thaw"), "cgroup.freeze"), "0")
-
-    def frozen(self) -> bool:
-        try:
-            if "freezer" in self.dirs:
-                state = read_file(os.path.join(self.dirs["freezer"], "freezer.state")).strip()
-                return state in ("FROZEN", "FREEZING")
-            return read_file(os.path.join(self._v2_dir("read"), "cgroup.freeze")).strip() == "1"
-        except (OSError, CgroupError):
-            return False
-
     # ---- teardown, stats, state -----------------------------------------------------------------
 
     def destroy(self) -> None:
-        for path in self._distinct().values():
-            _rmdir_tree(path)
+        if self.rt_grants and "cpu" in self.dirs:
+            _zero_rt(self.dirs["cpu"])
+        super().destroy()
+        self._release_rt()
 
     def stats(self) -> Stats:
         from pyrunc.linux.cgroups import stats  # only `events` needs it
@@ -446,13 +398,10 @@ class Manager:
 
         return stats.oom_count(self.dirs, v2=self.mode == "v2")
 
-    def paths(self) -> dict[str, str]:
-        return dict(self.dirs)
-
     def to_state(self) -> CgroupState:
         return {"version": 1, "mode": self.mode, "dirs": dict(self.dirs),
                 "resources": self.resources, "rootless": self.rootless, "v2_root": self.v2_root,
-                "devices": self.rule_rows}
+                "devices": self.rule_rows, "rt_grants": dict(self.rt_grants)}
 
     @classmethod
     def from_state(cls, saved: CgroupState) -> Manager:
@@ -460,10 +409,18 @@ class Manager:
             rows = list(saved["devices"])
             if any(len(row) != 5 for row in rows):
                 raise ValueError("a device rule is not [allow, type, major, minor, access]")
-            return cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, rows,
-                       rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"))
+            manager = cls(saved["mode"], dict(saved["dirs"]), saved.get("resources") or {}, rows,
+                          rootless=bool(saved.get("rootless")), v2_root=saved.get("v2_root"))
+            manager.rt_grants = {str(k): int(v) for k, v in (saved.get("rt_grants") or {}).items()}
+            return manager
         except (KeyError, TypeError, ValueError) as exc:
             raise CgroupError(f"malformed cgroup state: {exc!r}") from exc
+
+
+def _host_root() -> bool:
+    from pyrunc.linux.rootless import in_user_namespace
+
+    return os.geteuid() == 0 and not in_user_namespace()
 
 
 def _rt_budget(parent: str) -> str:
@@ -476,30 +433,33 @@ def _rt_budget(parent: str) -> str:
         return f"see {parent}"
 
 
-def _rmdir(path: str) -> None:
-    """rmdir a cgroup; EBUSY while the last tasks are released, so retry for a while."""
-    for attempt in range(100):
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or attempt == 99:
-                raise CgroupError(f"removing cgroup {path}: {exc.strerror}") from exc
-            time.sleep(0.01)
+def _rt_budget_of(path: str) -> tuple[int, int]:
+    """(cpu.rt_period_us, cpu.rt_runtime_us) of a v1 cpu cgroup."""
+    return (int(read_file(os.path.join(path, "cpu.rt_period_us"))),
+            int(read_file(os.path.join(path, "cpu.rt_runtime_us"))))
 
 
-def _rmdir_tree(path: str) -> None:
-    """Remove a cgroup and the sub-cgroups the container made inside it, deepest first."""
+def _try_write(path: str, value: str) -> None:
+    """A write whose failure leaves nothing worse: the caller has a better error to report,
+    or keeps what is still needed."""
     try:
-        os.rmdir(path)  # the usual case: no sub-cgroups, no tasks left
-        return
-    except FileNotFoundError:
-        return
+        write_file(path, value)
     except OSError:
-        pass  # EBUSY: sub-cgroups, or tasks still being released
-    for top, subdirs, _files in os.walk(path, topdown=False):
-        for sub in subdirs:
-            _rmdir(os.path.join(top, sub))
-    _rmdir(path)
+        pass
+
+
+def _zero_rt(path: str) -> None:
+    """Take back the real-time budget of a container's emptied cpu cgroups, deepest first."""
+    for top, _dirs, _files in os.walk(path, topdown=False):
+        _try_write(os.path.join(top, "cpu.rt_runtime_us"), "0")
+
+
+def _child_cgroups(path: str) -> list[str]:
+    return [entry.path for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
+
+
+def _is_top(path: str) -> bool:
+    """The root of the hierarchy (as far as this mount shows it): its budget is the host's."""
+    parent = os.path.dirname(path)
+    return (not os.path.exists(os.path.join(path, "cpu.rt_runtime_us"))
+            or os.stat(path).st_dev != os.stat(parent).st_dev)

@@ -8,15 +8,14 @@ starts once per session under its own temp directory and is torn down at the end
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess  # noqa: TID251 (only for its TimeoutExpired)
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemons import Containerd, Dockerd, Done, Podman
-from images import TOOLS, Images, build_images
+from daemons import Containerd, Dockerd, Podman, need, started
+from images import Images, images_fixture
 
 REPO = Path(__file__).resolve().parents[3]
 PYRUNC = os.environ.get("PYRUNC") or str(REPO / ".venv" / "bin" / "pyrunc")
@@ -34,14 +33,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "client_runtime" in metafunc.fixturenames:
         metafunc.parametrize("client_runtime", client_runtimes(), indirect=True,
                              scope="session", ids=lambda p: Path(p).name)
-
-
-def _need(*commands: str) -> None:
-    for cmd in commands:
-        if not shutil.which(cmd):
-            pytest.skip(f"needs {cmd} on PATH")
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
 
 
 @pytest.fixture(scope="session")
@@ -85,55 +76,36 @@ def cl_id() -> str:
     return "cl-" + uuid.uuid4().hex[:10]
 
 
-@pytest.fixture(scope="session")
-def client_images(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Images:
-    _need(*TOOLS)
-    return build_images(busybox_rootfs, tmp_path_factory.mktemp("cl-images"))
-
-
-def _imported(what: str, done: Done[str]) -> None:
-    assert done.returncode == 0, f"{what} failed: {done.stderr}"
+client_images = images_fixture("client_images", "cl-images")
 
 
 @pytest.fixture(scope="session")
 def containerd(client_images: Images, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[Containerd]:
-    _need("containerd", "ctr")
-    daemon = Containerd(tmp_path_factory.mktemp("cl-containerd"))
-    try:
-        daemon.start()
-        _imported("ctr images import",
-                  daemon.ctr("images", "import", str(client_images.oci_archive), timeout=120))
+    need("containerd", "ctr")
+    archive = str(client_images.oci_archive)
+    with started(Containerd(tmp_path_factory.mktemp("cl-containerd")),
+                 lambda d: d.ctr("images", "import", archive, timeout=120)) as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture(scope="session")
 def podman(client_images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
-    _need("podman", "conmon")
-    client = Podman(tmp_path_factory.mktemp("cl-podman"))
-    try:
-        client.start()
-        _imported("podman load",
-                  client.podman(None, "load", "-i", str(client_images.oci_archive), timeout=120))
+    need("podman", "conmon")
+    archive = str(client_images.oci_archive)
+    with started(Podman(tmp_path_factory.mktemp("cl-podman")),
+                 lambda c: c.podman(None, "load", "-i", archive, timeout=120)) as client:
         yield client
-    finally:
-        client.stop()
 
 
 @pytest.fixture(scope="session")
 def dockerd(client_images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
-    _need("dockerd", "/usr/bin/docker")
+    need("dockerd", "/usr/bin/docker")
     daemon = Dockerd.for_runtimes(tmp_path_factory.mktemp("cl-dockerd"), client_runtimes())
     daemon.config_file = str(REPO / "contrib" / "docker" / "daemon.json")  # its runtime "pyrunc", as written
-    try:
-        daemon.start()
-        _imported("docker load",
-                  daemon.docker("load", "-i", str(client_images.docker_archive), timeout=120))
+    archive = str(client_images.docker_archive)
+    with started(daemon, lambda d: d.docker("load", "-i", archive, timeout=120)):
         yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture

@@ -15,9 +15,12 @@ import signal
 import subprocess  # noqa: TID251 (test helper, not the runtime's hot path)
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+import pytest
 
 Done = subprocess.CompletedProcess
 JSON_RUNTIMES = ("runc", "crun", "pyrunc")
@@ -34,6 +37,36 @@ def in_terminal(argv: Sequence[str], *, timeout: float = 60,
     """Run argv with a pty as its controlling terminal (`ctr -t` insists on one)."""
     return run(["script", "-qec", subprocess.list2cmdline(list(argv)), "/dev/null"],
                timeout=timeout, env=env)
+
+
+def need(*commands: str) -> None:
+    """Skip the test unless each command is on PATH and we are root."""
+    for cmd in commands:
+        if not shutil.which(cmd):
+            pytest.skip(f"needs {cmd} on PATH")
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+class Daemon(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+D = TypeVar("D", bound=Daemon)
+
+
+@contextlib.contextmanager
+def started(daemon: D, load: Callable[[D], Done[str]]) -> Iterator[D]:
+    """`daemon` started, the test image put into it by `load`, and stopped at the end."""
+    try:
+        daemon.start()
+        done = load(daemon)
+        assert done.returncode == 0, f"{done.args} failed: {done.stderr}"
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 def wait_until(ready: Callable[[], bool], what: str, log: Path | None = None,
@@ -150,13 +183,17 @@ class Containerd:
     def sock(self) -> Path:
         return self.top / "containerd.sock"
 
+    def top_level(self) -> list[str]:
+        """The config's settings beside root and state."""
+        # CRI is not under test; it would also ask for oom_score_adj -998, beyond this host.
+        return ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']
+
     def config(self) -> str:
         return "\n".join([
             "version = 2",
             f'root = "{self.top}/root"',
             f'state = "{self.top}/state"',
-            # CRI is not under test; it would also ask for oom_score_adj -998, beyond this host.
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+            *self.top_level(),
             "[grpc]",
             f'  address = "{self.sock}"',
             "[ttrpc]",
@@ -170,8 +207,15 @@ class Containerd:
         cfg = self.top / "config.toml"
         cfg.write_text(self.config())
         log = self.top / "containerd.log"
-        self.proc = _spawn(["containerd", "--config", str(cfg)], log)
+        self.proc = _spawn(self.command(cfg), log, self.environ())
         wait_until(lambda: self.ctr("version", timeout=10).returncode == 0, "containerd", log)
+
+    def command(self, cfg: Path) -> list[str]:
+        return ["containerd", "--config", str(cfg)]
+
+    def environ(self) -> dict[str, str] | None:
+        """containerd's environment (None: ours)."""
+        return None
 
     def argv(self, *args: str) -> list[str]:
         return ["ctr", "-a", str(self.sock), "-n", self.namespace, *args]
@@ -205,6 +249,52 @@ class Containerd:
                 os.rmdir(leftover)
 
 
+def task_fields(cd: Containerd, cid: str) -> list[str]:
+    """The row of `ctr task ls` for cid (TASK PID STATUS); [] when there is no task."""
+    for line in cd.ctr("task", "ls").stdout.splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == cid:
+            return fields
+    return []
+
+
+def task_status(cd: Containerd, cid: str) -> str:
+    """The STATUS column of `ctr task ls` for cid ("" when there is no task)."""
+    fields = task_fields(cd, cid)
+    return fields[-1] if fields else ""
+
+
+def check_exec(cd: Containerd, cid: str) -> None:
+    """`ctr task exec` into task `cid`, which runs `sleep 100000`: its output, the task's pid 1
+    seen from inside, and its exit code come back."""
+    done = cd.ctr("task", "exec", *cd.fifo_dir(), "--exec-id", "e1", cid,
+                  "sh", "-c", "echo exec-$((6*7)); cat /proc/1/cmdline; exit 5")
+    assert (done.returncode, done.stdout) == (5, "exec-42\nsleep\x00100000\x00"), done.stderr
+
+
+def check_exec_tty(cd: Containerd, cid: str) -> None:
+    """`ctr task exec -t` into task `cid`: the process has a terminal, and its exit code returns."""
+    done = in_terminal(cd.argv("task", "exec", *cd.fifo_dir(), "-t", "--exec-id", "e2", cid,
+                               "sh", "-c", "tty; exit 6"))
+    assert done.returncode == 6, done.stdout
+    assert "/dev/pts/" in done.stdout
+
+
+# A container command that answers SIGTERM: "up" at start, "got-TERM" and exit 0 on TERM.
+TERM_SERVER = "trap 'echo got-TERM; exit 0' TERM; echo up; while :; do sleep 1; done"
+
+
+def stop_term_server(podman: Callable[..., Done[str]], runtime: str, name: str) -> None:
+    """`podman stop` container `name` running TERM_SERVER (`podman`: a podman(runtime, *args)
+    call): the stop succeeds, TERM reached the trap (exit 0) and the log holds both lines."""
+    stop = podman(runtime, "stop", "--time", "30", name)
+    assert stop.returncode == 0, stop.stderr
+    status = podman(runtime, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name)
+    assert status.stdout.split() == ["exited", "0"]  # TERM reached the trap
+    logs = podman(runtime, "logs", name)
+    assert logs.stdout.split() == ["up", "got-TERM"]
+
+
 @dataclass
 class Podman:
     """podman with private containers.conf and storage.conf; `podman(rt, ...)` uses --runtime rt."""
@@ -214,13 +304,18 @@ class Podman:
     used_runtimes: set[str] = field(default_factory=set)
     cgroup_parent: str = field(default_factory=lambda: "/cl-podman-" + uuid.uuid4().hex[:8])
 
-    def conf(self) -> str:
-        return "\n".join([
+    def containers_table(self) -> list[str]:
+        return [
             "[containers]",
             'cgroupns = "private"',
             'netns = "none"',
             # root's hard limits here are below podman's defaults (1048576)
             'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]',
+        ]
+
+    def conf(self) -> str:
+        return "\n".join([
+            *self.containers_table(),
             "[engine]",
             'cgroup_manager = "cgroupfs"',
             'events_logger = "file"',
@@ -254,7 +349,12 @@ class Podman:
     def argv(self, runtime: str | None, *args: str) -> list[str]:
         rt = ["--runtime", runtime] if runtime else []
         return ["podman", "--root", f"{self.top}/root", "--runroot", f"{self.top}/runroot",
-                "--tmpdir", f"{self.top}/podman-tmp", "--cgroup-manager", "cgroupfs", *rt, *args]
+                "--tmpdir", f"{self.top}/podman-tmp", "--cgroup-manager", "cgroupfs",
+                *self.flags(), *rt, *args]
+
+    def flags(self) -> list[str]:
+        """podman's global flags beyond storage and cgroups (the conf's [engine] has the rest)."""
+        return []
 
     def podman(self, runtime: str | None, *args: str, timeout: float = 30) -> Done[str]:
         if runtime:

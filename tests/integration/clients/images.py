@@ -48,3 +48,17 @@ def build_images(rootfs: Path, workdir: Path) -> Images:
     _run("skopeo", "copy", f"oci:{ref}", f"oci-archive:{images.oci_archive}:{IMAGE}")
     _run("skopeo", "copy", f"oci:{ref}", f"docker-archive:{images.docker_archive}:{IMAGE}")
     return images
+
+
+def images_fixture(name: str, workdir: str) -> object:
+    """A session fixture `name`: the busybox rootfs packed by build_images under a temp dir named
+    after `workdir` (skipped without TOOLS or root)."""
+    import pytest
+    from daemons import need
+
+    @pytest.fixture(scope="session", name=name)
+    def images(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Images:
+        need(*TOOLS)
+        return build_images(busybox_rootfs, tmp_path_factory.mktemp(workdir))
+
+    return images

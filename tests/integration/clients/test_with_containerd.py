@@ -6,19 +6,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from daemons import Containerd, in_terminal, wait_until
+from daemons import Containerd, check_exec, check_exec_tty, in_terminal, task_status, wait_until
 from images import IMAGE
 
 pytestmark = pytest.mark.requires("root", "cmd:containerd", "cmd:ctr")
-
-
-def task_status(containerd: Containerd, cid: str) -> str:
-    """The STATUS column of `ctr task ls` for cid ("" when there is no task)."""
-    for line in containerd.ctr("task", "ls").stdout.splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0] == cid:
-            return fields[-1]
-    return ""
 
 
 def run_detached(containerd: Containerd, runtime: str, cid: str, *args: str) -> None:
@@ -46,16 +37,11 @@ def test_run_rm_returns_output_and_exit_code(containerd: Containerd, client_runt
 
 
 def test_exec(containerd: Containerd, sleeper: str) -> None:
-    done = containerd.ctr("task", "exec", *containerd.fifo_dir(), "--exec-id", "e1", sleeper,
-                          "sh", "-c", "echo exec-$((6*7)); cat /proc/1/cmdline; exit 5")
-    assert (done.returncode, done.stdout) == (5, "exec-42\nsleep\x00100000\x00"), done.stderr
+    check_exec(containerd, sleeper)
 
 
 def test_exec_tty(containerd: Containerd, sleeper: str) -> None:
-    done = in_terminal(containerd.argv("task", "exec", *containerd.fifo_dir(), "-t",
-                                       "--exec-id", "e2", sleeper, "sh", "-c", "tty; exit 6"))
-    assert done.returncode == 6, done.stdout
-    assert "/dev/pts/" in done.stdout
+    check_exec_tty(containerd, sleeper)
 
 
 def test_run_tty(containerd: Containerd, client_runtime: str, ctr_id: str) -> None:

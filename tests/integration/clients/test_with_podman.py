@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from daemons import Podman
+from daemons import TERM_SERVER, Podman, stop_term_server
 from images import IMAGE
 
 pytestmark = pytest.mark.requires("root", "cmd:podman", "cmd:conmon")
 
 # busybox sh runs a trap only once its foreground `sleep 1` ends: TERM then means exit 0.
-SERVER = "trap 'echo got-TERM; exit 0' TERM; echo up; while :; do sleep 1; done"
+SERVER = TERM_SERVER
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,7 @@ def test_detached_stop_rm(podman: Podman, client_runtime: str, cl_id: str) -> No
     done = podman.run(client_runtime, "-d", "--name", cl_id, IMAGE, "sh", "-c", SERVER)
     assert done.returncode == 0, done.stderr
     try:
-        stop = podman.podman(client_runtime, "stop", "--time", "30", cl_id)
-        assert stop.returncode == 0, stop.stderr
-        status = podman.podman(client_runtime, "inspect", "--format",
-                               "{{.State.Status}} {{.State.ExitCode}}", cl_id)
-        assert status.stdout.split() == ["exited", "0"]  # TERM reached the trap
-        logs = podman.podman(client_runtime, "logs", cl_id)
-        assert logs.stdout.split() == ["up", "got-TERM"]
+        stop_term_server(podman.podman, client_runtime, cl_id)
     finally:
         rm = podman.podman(client_runtime, "rm", "--force", cl_id)
     assert rm.returncode == 0, rm.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -304,3 +305,25 @@ def test_idmap_on_a_non_bind_mount_is_refused(runtime, make_bundle, cid):
     r = runtime.run("run", "-b", str(b.path), cid)
     assert r.rc == 1 and "mounts[7].options: idmapped mounts are bind mounts" in r.err, r.err
     assert not (runtime.root / cid).exists()
+
+
+# --- signals --------------------------------------------------------------------------------------
+_IGNORING_PARENT = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+nr = 13 if os.uname().machine == "x86_64" else 134  # rt_sigaction
+for sig in (10, 32):  # SIGUSR1, and glibc's own SIGCANCEL, which only the raw call can set
+    act = (ctypes.c_uint64 * 4)(1, 0, 0, 0)  # SIG_IGN
+    assert libc.syscall(nr, sig, act, None, 8) == 0, ctypes.get_errno()
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_the_workload_inherits_no_ignored_signal(runtime, make_bundle, cid):
+    """A Go parent (containerd) can leave even signal 32 ignored; ignored survives execve."""
+    b = make_bundle("grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status")
+    argv = runtime.argv("run", "-b", str(b.path), cid)
+    r = subprocess.run([sys.executable, "-c", _IGNORING_PARENT, *argv], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16], r.stdout

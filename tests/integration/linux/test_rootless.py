@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testlib import HostUser, base_config, unprivileged_user
+from testlib import HostUser, base_config, rootless_user, user_tree
 
 pytestmark = pytest.mark.requires("root", "busybox", "userns", "cmd:setpriv", "cmd:useradd",
                                   "cmd:newuidmap")
@@ -25,23 +23,15 @@ PYRUNC = os.environ.get("PYRUNC") or str(REPO / ".venv" / "bin" / "pyrunc")
 
 @pytest.fixture(scope="module")
 def user() -> Iterator[HostUser]:
-    with unprivileged_user("p19-" + uuid.uuid4().hex[:6], subids=True) as u:
-        if u.run(PYRUNC, "--version").returncode != 0:
-            pytest.skip("pyrunc's checkout is not readable by other users here")
+    with rootless_user("p19-" + uuid.uuid4().hex[:6], PYRUNC) as u:
         yield u
 
 
 @pytest.fixture
 def home(user: HostUser, busybox_rootfs: Path) -> Iterator[Path]:
     """The user's bundle, its own rootfs copy and its runtime dir, under a traversable dir."""
-    top = Path(tempfile.mkdtemp(prefix="p19-"))
-    top.chmod(0o755)
-    shutil.copytree(busybox_rootfs, top / "bundle" / "rootfs", symlinks=True)
-    (top / "run").mkdir(mode=0o700)
-    for path in [top / "bundle", top / "run", *(top / "bundle").rglob("*")]:
-        os.lchown(path, user.uid, user.gid)
-    yield top
-    shutil.rmtree(top)
+    with user_tree(user, busybox_rootfs, "p19-", "run") as top:
+        yield top
 
 
 def _config(user: HostUser, args: list[str], subids: bool) -> dict[str, object]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pyrunc import cli
-from pyrunc.cli import COMMANDS, GLOBAL, UsageError, parse, split_global
+from pyrunc.cli import COMMANDS, GLOBAL, commands, parse, split_global
+from pyrunc.errors import UsageError
 
 
 def cmd(name, *argv):
@@ -105,7 +106,8 @@ def test_errors():
 
 
 def test_every_command_has_a_handler():
-    assert set(COMMANDS) == set(cli.HANDLERS)
+    assert set(COMMANDS) == set(cli.SHORT) | set(commands.HANDLERS)
+    assert not set(cli.SHORT) & set(commands.HANDLERS)
     for name, (aliases, takes, _) in GLOBAL.items():
         assert isinstance(takes, bool) and all(a != name for a in aliases)
 
