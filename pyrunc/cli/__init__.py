@@ -6,8 +6,6 @@ command, command flags anywhere (but after the container id for `exec` and `ps`,
 arguments belong to the process). This is the only module that prints errors and picks exit codes.
 """
 
-from __future__ import annotations
-
 import sys
 
 from pyrunc import MYPY, VERSION
@@ -70,7 +68,7 @@ COMMANDS: dict[str, tuple[Flags, bool]] = {  # name -> (flags, flags stop at the
 }
 
 
-def usage_error(message: str) -> PyruncError:
+def usage_error(message: str) -> "PyruncError":
     """A UsageError to raise (pyrunc.errors is loaded only when there is an error to report)."""
     from pyrunc.errors import UsageError
 
@@ -148,7 +146,7 @@ def split_global(argv: list[str]) -> tuple[Parsed, str | None, list[str]]:
 
 
 class Ctx:
-    def __init__(self, root: str, g: dict[str, FlagValue], p: Parsed) -> None:
+    def __init__(self, root: str, g: "dict[str, FlagValue]", p: Parsed) -> None:
         self.root = root
         self.g = g
         self.p = p
@@ -217,12 +215,12 @@ def cmd_delete(ctx: Ctx) -> int:
 
 # The handlers of the other commands are in pyrunc.cli.commands, loaded when one of them runs: their
 # code costs ~0.2M instructions to load, a third of a `state` above the bare interpreter.
-SHORT: dict[str, Callable[[Ctx], int]] = {
+SHORT: "dict[str, Callable[[Ctx], int]]" = {
     "start": cmd_start, "state": cmd_state, "kill": cmd_kill, "delete": cmd_delete,
 }
 
 
-def handler(command: str) -> Callable[[Ctx], int]:
+def handler(command: str) -> "Callable[[Ctx], int]":
     """The function that runs `command` (a key of COMMANDS)."""
     if command in SHORT:
         return SHORT[command]

@@ -5,8 +5,6 @@ identified by pid *and* start time (field 22 of /proc/<pid>/stat), so a recycled
 for a live container, and signals go through a pidfd opened and then re-verified.
 """
 
-from __future__ import annotations
-
 from pyrunc import MYPY, OCI_VERSION
 from pyrunc.container import state
 from pyrunc.sys import oslite as os
@@ -34,14 +32,14 @@ def alive(pid: int, start: int | None) -> bool:
 
 
 class Container:
-    def __init__(self, root: str, cid: str, data: State) -> None:
+    def __init__(self, root: str, cid: str, data: "State") -> None:
         self.root = root
         self.id = cid
         self.data = data
         self.dir = os.path.join(root, cid)
 
     @classmethod
-    def load(cls, root: str, cid: str) -> Container:
+    def load(cls, root: str, cid: str) -> "Container":
         return cls(root, cid, state.read(root, cid))
 
     @property
@@ -53,7 +51,7 @@ class Container:
         return str(self.data.get("bundle", ""))
 
     @property
-    def config(self) -> Config:
+    def config(self) -> "Config":
         # A damaged state.json without its config reads as an empty one: delete still works.
         return self.data.get("config") or {}  # type: ignore[return-value]
 
@@ -95,12 +93,12 @@ class Container:
         except OSError:
             return False
 
-    def cgroup(self) -> Manager:
+    def cgroup(self) -> "Manager":
         from pyrunc.linux import cgroups
 
         return cgroups.from_state(self.data["cgroup"])
 
-    def cgroup_teardown(self) -> Cgroups:
+    def cgroup_teardown(self) -> "Cgroups":
         """The cgroups as `delete` and `kill --all` need them (processes, freezer, removal),
         without loading the manager when the saved entry allows (teardown.load)."""
         from pyrunc.linux.cgroups import teardown
@@ -113,7 +111,7 @@ class Container:
     def save(self, sync: bool = True) -> None:
         state.write(self.root, self.id, self.data, sync)
 
-    def oci_state(self, status: str | None = None) -> OCIState:
+    def oci_state(self, status: str | None = None) -> "OCIState":
         """The runtime-spec state: what `state` prints and what hooks read on stdin."""
         status = status or self.status()
         out: OCIState = {

@@ -6,8 +6,6 @@ stop the container, and continue the lifecycle at step 12"): the container is ki
 hooks do not run. runc 1.1.5 does the same (it runs poststart hooks at create, then destroys).
 """
 
-from __future__ import annotations
-
 from pyrunc import MYPY, container
 from pyrunc.container import state
 from pyrunc.sys import oslite as os
@@ -54,7 +52,7 @@ def start(root: str, cid: str) -> None:
 
 
 def _after_release(c: container.Container, before: str | None,
-                   ready: socket.socket | None) -> None:
+                   ready: "socket.socket | None") -> None:
     """The poststart hooks, once the process is executed; a failing one stops the container."""
     from pyrunc.errors import HookError  # only a start with poststart hooks can raise it
 
@@ -68,7 +66,7 @@ def _after_release(c: container.Container, before: str | None,
         raise
 
 
-def _notify_socket(c: container.Container) -> socket.socket | None:
+def _notify_socket(c: container.Container) -> "socket.socket | None":
     """sd_notify's socket when the caller set NOTIFY_SOCKET (pyrunc.container.notify is loaded
     only then: most starts never need it)."""
     if not os.getenv("NOTIFY_SOCKET"):

@@ -1,7 +1,5 @@
 """`kill <id> [SIGNAL]` and `kill --all`: through a pidfd, so a recycled pid is never signalled."""
 
-from __future__ import annotations
-
 import _signal  # the C module: signal.py wraps it in enums (+4 ms)
 
 from pyrunc import MYPY, container
@@ -41,7 +39,7 @@ def parse_signal(text: str) -> int:
     raise _bad_signal(f"unknown signal {text!r}")
 
 
-def _bad_signal(message: str) -> PyruncError:
+def _bad_signal(message: str) -> "PyruncError":
     from pyrunc.errors import PyruncError  # (see pyrunc.errors: loaded only when failing)
 
     return PyruncError(message)
@@ -75,7 +73,7 @@ def signal_init(c: container.Container, sig: int) -> None:
         os.close(fd)
 
 
-def _not_running() -> InvalidState:
+def _not_running() -> "InvalidState":
     from pyrunc.errors import InvalidState
 
     return InvalidState("container not running")

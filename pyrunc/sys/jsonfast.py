@@ -5,8 +5,6 @@ The parsing and string escaping are CPython's own C accelerators (`_json`), the 
 `json.JSONDecodeError` (the json package is imported on that path only).
 """
 
-from __future__ import annotations
-
 import _json
 
 from pyrunc import MYPY
@@ -36,7 +34,7 @@ def _error(msg: str, doc: str, pos: int) -> Exception:
     return JSONDecodeError(msg, doc, pos)
 
 
-def loads(data: str | bytes) -> Any:
+def loads(data: str | bytes) -> "Any":
     s = data.decode() if isinstance(data, bytes) else data
     idx = len(s) - len(s.lstrip(_WS))
     try:

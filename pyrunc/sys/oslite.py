@@ -7,8 +7,6 @@ copy of what os/posixpath do for str paths. pyrunc's modules import it as
 the type check (mypy --strict), not silently at run time.
 """
 
-from __future__ import annotations
-
 import builtins
 import posix
 from posix import (
@@ -148,7 +146,7 @@ __all__ = [  # os's names, re-exported
 ]
 
 # posixpath.normpath's own C implementation (3.11+); an interpreter without it gets posixpath's.
-_path_normpath: Callable[[str], str] | None = getattr(posix, "_path_normpath", None)
+_path_normpath: "Callable[[str], str] | None" = getattr(posix, "_path_normpath", None)
 _ENC = ("utf-8", "surrogateescape")  # os's filesystem encoding and error handler on Linux
 
 
@@ -164,7 +162,7 @@ def fsencode(name: str | bytes) -> bytes:
     return name.encode(*_ENC) if isinstance(name, str) else name
 
 
-def fdopen(fd: int, mode: OpenTextMode = "r") -> TextIO:
+def fdopen(fd: int, mode: "OpenTextMode" = "r") -> "TextIO":
     """os.fdopen in a text mode (pyrunc writes no binary file through it)."""
     return builtins.open(fd, mode)  # it takes an fd, as os.fdopen passes it on (`open` here is posix's)
 
@@ -185,7 +183,7 @@ def makedirs(name: str, mode: int = 0o777, exist_ok: bool = False) -> None:
             raise
 
 
-def walk(top: str, topdown: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk(top: str, topdown: bool = True) -> "Iterator[tuple[str, list[str], list[str]]]":
     """os.walk's defaults: symlinks to directories listed as dirs but not entered, unreadable
     directories skipped."""
     try:
@@ -203,7 +201,7 @@ def walk(top: str, topdown: bool = True) -> Iterator[tuple[str, list[str], list[
         yield top, dirs, files
 
 
-def _file_type(how: Callable[[str], stat_result], p: str) -> int | None:
+def _file_type(how: "Callable[[str], stat_result]", p: str) -> int | None:
     """S_IFMT of `p` by stat or lstat, None when it cannot be had (as posixpath's queries)."""
     try:
         return int(how(p).st_mode) & 0o170000

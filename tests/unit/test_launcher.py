@@ -4,6 +4,7 @@ from the stock machinery otherwise, and read the same either way."""
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -83,3 +84,30 @@ def test_the_launcher_runs_through_a_chain_of_symlinks(tmp_path: Path) -> None:
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("pyrunc version ")
+
+
+def test_stdlib_extensions_are_found_by_name_without_listing_lib_dynload() -> None:
+    """_json (every verb parses state.json) comes from lib-dynload's file of its name, the file
+    the stock finder picks, and the path finder never lists that directory; names that are
+    built in or pure Python still go to the stock finders."""
+    code = """
+import sys
+from _frozen_importlib import _load
+from _frozen_importlib_external import spec_from_file_location
+pyrunc = _load(spec_from_file_location("pyrunc", sys.argv[1] + "/pyrunc/__init__.py"))  # as bin/pyrunc
+pyrunc.fast_imports()
+import _json, fcntl, posixpath
+dynload = next(d for d in sys.path if d.endswith("/lib-dynload"))
+print(type(_json.__spec__.loader).__name__, _json.__file__, dynload in sys.path_importer_cache)
+print(fcntl.__spec__.origin if fcntl.__spec__.origin != "built-in" else "built-in",
+      posixpath.__spec__.origin)
+"""
+    stock = subprocess.run([sys.executable, "-I", "-S", "-c", "import _json; print(_json.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(REPO)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    ext, other = p.stdout.splitlines()
+    assert ext.split() == ["ExtensionFileLoader", stock, "False"]
+    assert other.split()[0] == "built-in" and other.split()[1] in ("frozen", posixpath.__file__)
+

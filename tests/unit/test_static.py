@@ -55,6 +55,24 @@ def test_hot_path_imports_nothing_heavy(verb: str) -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+SHORT_VERBS = {"start": ["pyrunc.container.start"], "state": ["pyrunc.container"],
+               "kill": ["pyrunc.ops.kill"],
+               "delete": ["pyrunc.container.destroy", "pyrunc.linux.cgroups.teardown"]}
+
+
+@pytest.mark.parametrize("verb", sorted(SHORT_VERBS))
+def test_short_verbs_load_no_future_module(verb: str) -> None:
+    """`from __future__ import annotations` is an import at run time too, of a module that builds
+    ten feature objects (~0.25 ms of a short verb, issue 17): the modules of start, state, kill and
+    delete write their annotations without it, names that only mypy knows in quotes."""
+    code = (f"import sys; sys.path.append({str(REPO)!r}); import pyrunc; pyrunc.fast_imports(); "
+            f"import pyrunc.cli, {', '.join(SHORT_VERBS[verb])}; print(' '.join(sys.modules))")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                       check=True)
+    loaded = set(p.stdout.split())
+    assert set(SHORT_VERBS[verb]) <= loaded and "__future__" not in loaded
+
+
 # The typed config (pyrunc.spec.types) leaves `Any` only at the JSON boundary: the parser's
 # result before spec.load checks it, and the few free-form documents around it.
 ANY_LINES_MAX = 30

@@ -13,8 +13,6 @@ This package's own module loads nothing else (teardown.py is imported through it
 the manager and pyrunc.errors are imported by the functions that need them.
 """
 
-from __future__ import annotations
-
 from pyrunc import MYPY
 from pyrunc.sys import oslite as os
 
@@ -37,8 +35,8 @@ __all__ = ["Manager", "from_state", "manager_for", "new_manager"]
 SYSTEMD_RUNNING = "/run/systemd/system"
 
 
-def new_manager(cid: str, linux: Linux, *, systemd: bool = False,
-                rootless: bool = False) -> Manager:
+def new_manager(cid: str, linux: "Linux", *, systemd: bool = False,
+                rootless: bool = False) -> "Manager":
     """A Manager for the container's cgroups (nothing is created until `create()`)."""
     linux = linux or {}
     path = linux.get("cgroupsPath")
@@ -49,8 +47,8 @@ def new_manager(cid: str, linux: Linux, *, systemd: bool = False,
     return manager_for(detect(), cid, linux, rootless=rootless)
 
 
-def manager_for(layout: Layout, cid: str, linux: Linux, *,
-                rootless: bool = False) -> Manager:
+def manager_for(layout: "Layout", cid: str, linux: "Linux", *,
+                rootless: bool = False) -> "Manager":
     """new_manager on an explicit layout (tests use a cgroup2-only layout on a hybrid host)."""
     from pyrunc.errors import SpecError
     from pyrunc.linux.cgroups import devices
@@ -67,7 +65,7 @@ def manager_for(layout: Layout, cid: str, linux: Linux, *,
                    v2_root=layout.unified)
 
 
-def from_state(saved: CgroupState) -> Manager:
+def from_state(saved: "CgroupState") -> "Manager":
     """The Manager that `Manager.to_state()` describes."""
     from pyrunc.linux.cgroups.manager import Manager
 
@@ -98,7 +96,7 @@ def _cgroups_path(path: object, cid: str) -> str:
     return os.path.normpath(path) if path.startswith("/") else os.path.normpath(path).lstrip("/")
 
 
-def _resolve(layout: Layout, path: str) -> dict[str, str]:
+def _resolve(layout: "Layout", path: str) -> dict[str, str]:
     """hierarchy key -> absolute directory; relative paths start at our own cgroup."""
     mounts = dict(layout.v1)
     if layout.unified:
@@ -110,7 +108,7 @@ def _resolve(layout: Layout, path: str) -> dict[str, str]:
     return dirs
 
 
-def _check_plan(layout: Layout, dirs: dict[str, str], resources: Resources) -> None:
+def _check_plan(layout: "Layout", dirs: dict[str, str], resources: "Resources") -> None:
     """Render once to validate the values and see that the controllers asked for exist."""
     from pyrunc.errors import CgroupError
     from pyrunc.linux.cgroups import plan  # not on the path of delete/pause/kill

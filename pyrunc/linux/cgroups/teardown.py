@@ -9,8 +9,6 @@ cannot use as it is (malformed, or real-time budgets to give back), so the answe
 included, is the manager's.
 """
 
-from __future__ import annotations
-
 import time
 
 from pyrunc import MYPY
@@ -45,7 +43,7 @@ def write(path: str, value: str) -> None:
         raise CgroupWriteError(path, value, exc) from exc
 
 
-def cgroup_error(message: str) -> CgroupError:
+def cgroup_error(message: str) -> "CgroupError":
     from pyrunc.errors import CgroupError  # (see pyrunc.errors: loaded only when failing)
 
     return CgroupError(message)
@@ -195,7 +193,7 @@ class Cgroups:
             rmdir_tree(path)
 
 
-def load(saved: CgroupState) -> Cgroups:
+def load(saved: "CgroupState") -> Cgroups:
     """The Cgroups of a saved entry: this module's when the entry is well formed and has no
     real-time budget to give back (the usual case), else the Manager's (`Manager.from_state`)."""
     try:
