@@ -9,7 +9,8 @@ APT_PKGS := busybox-static python3-venv python3-pip python3-seccomp \
             python3-jsonschema runc crun umoci skopeo containerd podman conmon docker.io \
             docker-registry iproute2 iptables libcap2-bin psmisc uidmap apache2-utils python3-bcrypt \
             python3-cryptography hyperfine time python3-grpcio \
-            protobuf-compiler python3-protobuf golang-github-containerd-containerd-dev
+            protobuf-compiler python3-protobuf golang-github-containerd-containerd-dev \
+            golang-github-containerd-cgroups-dev
 export PYRUNC
 
 .PHONY: deps venv install demo test unit integration lint stress bench bench-shim conformance clean

@@ -101,6 +101,8 @@ def _create_locked(root: str, cid: str, bundle: str, config: Config,
         mgr = cgroups.new_manager(cid, config.get("linux", {}), systemd=opts.systemd_cgroup,
                                   rootless=opts.rootless)
         c = Container(root, cid, _initial_data(cid, bundle, config, mgr))
+        if opts.no_new_keyring:  # exec's processes keep their caller's keyring too (ops.exec)
+            c.data["noNewKeyring"] = True
         # state.json exists (status "creating", pid 0) before anything is made, so that a create
         # killed half-way can still be found and removed by `delete --force`. Not fsynced: the
         # final state below is, and replaces it (see state.write).
@@ -212,6 +214,7 @@ def _init_config(c: Container, config: Config, ops: list[rootfs.MountOp], cap_pl
     return process.InitConfig(
         cid=c.id, bundle=c.bundle, rootfs=c.data["rootfs"], config=config, ns=ns, mounts=ops,
         fifo_fd=fifo_fd, console_fd=console_fd, no_pivot=opts.no_pivot,
+        no_new_keyring=opts.no_new_keyring,
         preserve_fds=opts.preserve_fds + _listen_fds(), extra_env=_extra_env(opts),
         cap_plan=cap_plan,
         run_hooks=(lambda name, pid: _parent_hooks(c, hooks, name, pid)),

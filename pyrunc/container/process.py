@@ -10,7 +10,8 @@
     setns back to its own pid/time ns                each v1 hierarchy (no RCU wait either way)
     [cgroup2 cgroup.procs if not born there]       join/unshare namespaces (a cgroup namespace
     oom_score_adj; state.json written, fsynced       waits for "joined" first; lo up in a new
-                                                     network namespace); mounts; /dev
+                                                     network namespace); a new session
+                                                     keyring "_ses.<id>"; mounts; /dev
     send "joined" ------------------------------->
                                  <---------------- "hooks"  (only when prestart/createRuntime exist)
     run prestart + createRuntime hooks
@@ -86,6 +87,7 @@ class InitConfig:
     cgroups: Manager | None = None  # already created
     run_hooks: Callable[[str, int], None] | None = None  # (hook name, init pid) in the parent
     first_child: bool = False  # the init is forked by a first child, in its cgroups (spawn)
+    no_new_keyring: bool = False  # keep the caller's session keyring (pyrunc.linux.keyring)
 
     @property
     def process(self) -> Process:
@@ -150,6 +152,7 @@ class Setup:
     """The process half of a container process: signals, limits, identity, privileges, seccomp."""
 
     STEPS: tuple[str, ...] = ()
+    session_keyring = ""  # the id whose keyring "_ses.<id>" to join; "" keeps the caller's
 
     def __init__(self, process: Process, linux_cfg: Linux, userns: bool,
                  cap_plan: CapPlan, extra_env: list[str], sock: sockets.Socket,
@@ -221,11 +224,20 @@ class Setup:
 
         if self.process.get("terminal"):
             from pyrunc.linux import console  # noqa: F401
+        if self.session_keyring:
+            from pyrunc.linux import keyring  # noqa: F401
         if self.wants_hooks():
             from pyrunc.container import hooks  # noqa: F401
 
     def wants_hooks(self) -> bool:
         return False
+
+    def step_keyring(self) -> None:
+        # After the namespaces (the keyring is the user namespace's), before any seccomp filter.
+        if self.session_keyring:
+            from pyrunc.linux import keyring
+
+            keyring.apply(keyring.plan(self.session_keyring, self.userns, self.exec_process))
 
     def step_rlimits(self) -> None:
         import resource
@@ -356,9 +368,10 @@ class Setup:
 class Init(Setup):
     """The container init between fork and execve; each step is a short method, run in order."""
 
-    STEPS = ("signals", "cgroup", "namespaces", "security_prepare", "barrier", "rootfs", "sysctl", "pivot_root",
-             "make_cwd", "console", "paths", "hostname", "rlimits", "procattrs", "close_fds", "user", "cwd",
-             "executable", "seccomp_early", "capabilities", "no_new_privs", "seccomp_late", "ready")
+    STEPS = ("signals", "cgroup", "namespaces", "keyring", "security_prepare", "barrier", "rootfs",
+             "sysctl", "pivot_root", "make_cwd", "console", "paths", "hostname", "rlimits",
+             "procattrs", "close_fds", "user", "cwd", "executable", "seccomp_early", "capabilities",
+             "no_new_privs", "seccomp_late", "ready")
 
     def __init__(self, cfg: InitConfig, sock: sockets.Socket) -> None:
         super().__init__(cfg.process, cfg.linux, cfg.ns.userns, cfg.cap_plan, cfg.extra_env, sock,
@@ -369,6 +382,7 @@ class Init(Setup):
         self.barrier_fd = -1
         self.bpf: tuple[int, int] | None = None  # the filter for the barrier to load
         self.joined = cfg.first_child
+        self.session_keyring = "" if cfg.no_new_keyring else cfg.cid
 
     def run(self) -> None:
         self.run_steps()

@@ -14,8 +14,6 @@ state.json is written to a temp file in the same directory, fsynced (see `write`
 writes that are not), then renamed.
 """
 
-from __future__ import annotations
-
 from pyrunc import MYPY
 from pyrunc.sys import jsonfast
 from pyrunc.sys import oslite as os
@@ -42,6 +40,7 @@ if MYPY:
         pid: int  # 0 while "creating"
         pid_start: int | None  # the init's start time: a recycled pid is not the init
         hostMounts: HostMounts  # no mount namespace of its own: what delete unmounts
+        noNewKeyring: bool  # created with --no-new-keyring: exec keeps its caller's keyring
 
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 STATE_FILE = "state.json"
@@ -112,14 +111,14 @@ def make_dir(root: str, cid: str) -> str:
 
 _STATE_TYPES: dict[str, type | tuple[type, ...]] = {
     "pid": int, "pid_start": (int, type(None)), "bundle": str, "rootfs": str, "created": str,
-    "config": dict, "cgroup": dict, "annotations": dict,
+    "config": dict, "cgroup": dict, "annotations": dict, "noNewKeyring": bool,
 }
 
 
 read_bytes = os.read_bytes  # a whole (small) file with posix calls only; /proc files report size 0
 
 
-def read(root: str, cid: str) -> State:
+def read(root: str, cid: str) -> "State":
     path = os.path.join(container_dir(root, cid), STATE_FILE)
     try:
         data: State = jsonfast.loads(read_bytes(path))  # the JSON boundary: checked below
@@ -143,7 +142,7 @@ def _unreadable(path: str, why: str) -> Exception:
     return StateError(f"{path}: unreadable state: {why}")
 
 
-def write(root: str, cid: str, data: State, sync: bool = True) -> None:
+def write(root: str, cid: str, data: "State", sync: bool = True) -> None:
     """Atomically replace state.json: temp file, fsync, rename. `sync=False` skips the fsync
     (still never a torn file for a reader): for create's "creating" marker only, which the same
     call replaces within milliseconds, fsynced; a crash in between leaves a half-made container
@@ -151,7 +150,7 @@ def write(root: str, cid: str, data: State, sync: bool = True) -> None:
     commit(prepare(root, cid, data, sync))
 
 
-def prepare(root: str, cid: str, data: State, sync: bool = True) -> str:
+def prepare(root: str, cid: str, data: "State", sync: bool = True) -> str:
     """The first half of `write`: the temp file, written and fsynced (create does this while the
     init sets itself up); `commit` renames it into place."""
     d = container_dir(root, cid)

@@ -6,6 +6,7 @@
     setns back; cgroups.apply(pid)                recv "go"
     send "go" ---------------------------------->
                                                   setns user, ipc, uts, net, cgroup, time, mnt
+                                                  join the session keyring "_ses.<id>"
                                                   console; rlimits; user; cwd; caps; nnp; seccomp
                                                   execve  (the CLOEXEC sync socket closes)
     EOF = exec'd: pid file; wait (foreground)     or {"error", "step"} and _exit(1); a failed
@@ -150,16 +151,17 @@ def exec_from_cli(root: str, cid: str, flags: Flags, args: list[str], g: Flags) 
 
 
 class ExecChild(process.Setup):
-    STEPS = ("signals", "cgroup", "go", "security_prepare", "namespaces", "console", "rlimits", "procattrs",
-             "close_fds", "user", "cwd", "executable", "seccomp_early", "capabilities",
-             "no_new_privs", "seccomp_late")
+    STEPS = ("signals", "cgroup", "go", "security_prepare", "namespaces", "keyring", "console",
+             "rlimits", "procattrs", "close_fds", "user", "cwd", "executable", "seccomp_early",
+             "capabilities", "no_new_privs", "seccomp_late")
     exec_process = True
 
     def __init__(self, proc: Process, linux_cfg: Linux, userns: bool, cap_plan: CapPlan,
                  sock: sockets.Socket, ns_fds: dict[str, int], console_fd: int, keep: int,
-                 cgroups: Manager | None = None) -> None:
+                 cgroups: Manager | None = None, session_keyring: str = "") -> None:
         super().__init__(proc, linux_cfg, userns, cap_plan, [], sock, [])
         self.cgroups = cgroups
+        self.session_keyring = session_keyring  # runc's setns init joins the init's by name
         self.ns_fds = ns_fds
         self.console_fd = console_fd
         self.keep_fds = keep
@@ -205,6 +207,11 @@ class ExecChild(process.Setup):
             # 1; `exec` sees the sync socket close and returns that status.
             os.write(2, f"exec {self.argv0}: {(exc.strerror or str(exc)).lower()}\n".encode())
         os._exit(1)
+
+
+def _session_keyring(c: container.Container) -> str:
+    """The id whose keyring exec'd processes join: the init's, unless it kept its caller's."""
+    return "" if c.data.get("noNewKeyring") else c.id
 
 
 def _ns_fds(pid: int) -> dict[str, int]:
@@ -287,7 +294,8 @@ def _spawn(c: container.Container, proc: Process, cap_plan: CapPlan, ns_fds: dic
         psock.close()
         # With --cgroup the parent places it (a self-join could race the sub-cgroup write).
         ExecChild(proc, c.config.get("linux", {}), "user" in ns_fds, cap_plan, csock, ns_fds,
-                  console_fd, 3 + opts.preserve_fds, None if opts.cgroup else mgr).run()
+                  console_fd, 3 + opts.preserve_fds, None if opts.cgroup else mgr,
+                  session_keyring=_session_keyring(c)).run()
         os._exit(1)
 
     if pidns >= 0 and _stuck_in_pidns():

@@ -3,8 +3,8 @@
 Transcribed from the .proto files of containerd 1.6 (Debian's golang-github-containerd-containerd-dev:
 runtime/v2/task/shim.proto, api/events/task.proto, api/types/mount.proto, api/types/task/task.proto,
 api/services/ttrpc/events/v1/events.proto), ttrpc's request.proto, google/rpc/status.proto,
-google/protobuf/{any,timestamp}.proto and the cgroup v1 metrics of containerd/cgroups
-(stats/v1/metrics.proto). Field numbers and kinds are checked against protoc's output in
+google/protobuf/{any,timestamp}.proto and the cgroup v1 and v2 metrics of containerd/cgroups
+(golang-github-containerd-cgroups-dev: stats/v1/metrics.proto, v2/stats/metrics.proto). Field numbers and kinds are checked against protoc's output in
 tests/unit/shim/test_wire.py. See pyrunc.shim.wire for the table format.
 """
 
@@ -143,6 +143,38 @@ MEMORY_OOM_CONTROL: Table = ((1, "oom_kill_disable", "u", None), (2, "under_oom"
 METRICS: Table = ((1, "hugetlb", "*m", HUGETLB_STAT), (2, "pids", "m", PIDS_STAT),
                   (3, "cpu", "m", CPU_STAT), (4, "memory", "m", MEMORY_STAT),
                   (5, "blkio", "m", BLKIO_STAT), (9, "memory_oom_control", "m", MEMORY_OOM_CONTROL))
+
+# --- io.containerd.cgroups.v2 (containerd/cgroups v2/stats/metrics.proto) -------------------------
+# Field names are the keys of the cgroup2 files they come from (cpu.stat, memory.stat,
+# memory.events, io.stat), which pyrunc.shim.metrics relies on.
+METRICS_V2_TYPE_URL = "io.containerd.cgroups.v2.Metrics"
+PIDS_STAT_V2: Table = PIDS_STAT
+CPU_STAT_V2: Table = tuple((i + 1, name, "u", None) for i, name in enumerate((
+    "usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec")))
+# fields 1-31 are memory.stat's keys; 32-35 come from memory.current, .max, .swap.current, .swap.max
+MEMORY_STAT_V2_KEYS = (
+    "anon", "file", "kernel_stack", "slab", "sock", "shmem", "file_mapped", "file_dirty",
+    "file_writeback", "anon_thp", "inactive_anon", "active_anon", "inactive_file", "active_file",
+    "unevictable", "slab_reclaimable", "slab_unreclaimable", "pgfault", "pgmajfault",
+    "workingset_refault", "workingset_activate", "workingset_nodereclaim", "pgrefill", "pgscan",
+    "pgsteal", "pgactivate", "pgdeactivate", "pglazyfree", "pglazyfreed", "thp_fault_alloc",
+    "thp_collapse_alloc")
+MEMORY_STAT_V2: Table = tuple((i + 1, name, "u", None) for i, name in enumerate((
+    *MEMORY_STAT_V2_KEYS, "usage", "usage_limit", "swap_usage", "swap_limit")))
+MEMORY_EVENTS_V2: Table = tuple((i + 1, name, "u", None)
+                                for i, name in enumerate(("low", "high", "max", "oom", "oom_kill")))
+RDMA_ENTRY_V2: Table = ((1, "device", "s", None), (2, "hca_handles", "u", None),
+                        (3, "hca_objects", "u", None))
+RDMA_STAT_V2: Table = ((1, "current", "*m", RDMA_ENTRY_V2), (2, "limit", "*m", RDMA_ENTRY_V2))
+IO_ENTRY_V2: Table = ((1, "major", "u", None), (2, "minor", "u", None), (3, "rbytes", "u", None),
+                      (4, "wbytes", "u", None), (5, "rios", "u", None), (6, "wios", "u", None))
+IO_STAT_V2: Table = ((1, "usage", "*m", IO_ENTRY_V2),)
+HUGETLB_STAT_V2: Table = ((1, "current", "u", None), (2, "max", "u", None),
+                          (3, "pagesize", "s", None))
+METRICS_V2: Table = ((1, "pids", "m", PIDS_STAT_V2), (2, "cpu", "m", CPU_STAT_V2),
+                     (4, "memory", "m", MEMORY_STAT_V2), (5, "rdma", "m", RDMA_STAT_V2),
+                     (6, "io", "m", IO_STAT_V2), (7, "hugetlb", "*m", HUGETLB_STAT_V2),
+                     (8, "memory_events", "m", MEMORY_EVENTS_V2))
 
 # --- runtime options: the Any of CreateTaskRequest.options and of `start`'s stdin -----------------
 # containerd.runc.v1.Options (runtime/v2/runc/options/oci.proto): what the CRI plugin and Go

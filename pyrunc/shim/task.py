@@ -521,12 +521,10 @@ class TaskService:
 
         t = self.task(req)
         try:
-            mgr = container.load(t.root, t.id).cgroup()
-            data = metrics.from_stats(mgr.stats(), mgr.oom_count())
+            data = metrics.stats_any(container.load(t.root, t.id).cgroup())
         except PyruncError as exc:
             raise _error(exc) from exc
-        return wire.encode(m.STATS_RESPONSE, {"stats": {
-            "type_url": m.METRICS_TYPE_URL, "value": wire.encode(m.METRICS, data)}})
+        return wire.encode(m.STATS_RESPONSE, {"stats": data})
 
     def connect(self, req: Msg, _reply: Reply) -> bytes:
         t = self.tasks.get(wire.text(req, "id"))

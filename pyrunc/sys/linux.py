@@ -3,8 +3,8 @@
 One libc handle with errno kept, every prototype declared once at import, wrappers of a few lines
 that raise `OSError(errno, strerror, <what>)` naming the syscall and its path, and retry on EINTR
 (ctypes does not). Syscalls without a libc wrapper in Debian 12's glibc (pivot_root, openat2,
-open_tree, move_mount, mount_setattr, close_range) go through `syscall(2)` with
-the numbers of the running architecture.
+open_tree, move_mount, mount_setattr, close_range; keyctl, which only libkeyutils wraps) go through
+`syscall(2)` with the numbers of the running architecture.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class c_char_p(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N8
     _type_ = "z"
 
 
+class c_char(_ctypes._SimpleCData):  # type: ignore[misc,type-arg]  # noqa: N801
+    _type_ = "c"
+
+
 c_uint32, c_uint64, c_size_t = c_uint, c_ulong, c_ulong  # LP64 (x86_64, aarch64, riscv64)
 
 
@@ -68,10 +72,10 @@ pythonapi = _Lib(_FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI, None)
 # --- syscall numbers: generic table (aarch64, riscv64) and x86_64's own ---------------------------
 _NR_X86_64 = {"pivot_root": 155, "setns": 308, "unshare": 272, "capget": 125, "capset": 126,
               "personality": 135, "ioprio_set": 251, "set_mempolicy": 238, "sched_setattr": 314,
-              "seccomp": 317, "bpf": 321, "rt_sigaction": 13}
+              "seccomp": 317, "bpf": 321, "rt_sigaction": 13, "keyctl": 250}
 _NR_GENERIC = {"pivot_root": 41, "setns": 268, "unshare": 97, "capget": 90, "capset": 91,
                "personality": 92, "ioprio_set": 30, "set_mempolicy": 237, "sched_setattr": 274,
-               "seccomp": 277, "bpf": 280, "rt_sigaction": 134}
+               "seccomp": 277, "bpf": 280, "rt_sigaction": 134, "keyctl": 219}
 # Numbers >= 424 are the same on every architecture.
 _NR_COMMON = {"clone3": 435, "open_tree": 428, "move_mount": 429, "fsopen": 430,
               "fsconfig": 431, "fsmount": 432, "pidfd_open": 434, "close_range": 436, "openat2": 437,
@@ -312,6 +316,38 @@ def sealed_memfd(name: str, data: bytes) -> int:
         os.close(fd)
         raise
     return fd
+
+
+# --- keyrings ------------------------------------------------------------------------------------
+KEYCTL_GET_KEYRING_ID = 0
+KEYCTL_JOIN_SESSION_KEYRING = 1
+KEYCTL_SETPERM = 5
+KEYCTL_DESCRIBE = 6
+KEY_SPEC_SESSION_KEYRING = -3
+
+
+def keyctl_join_session_keyring(name: str | None) -> int:
+    """Join the session keyring `name` (made if none of that name can be searched); its serial."""
+    return _sys("keyctl", name, c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name))
+
+
+def keyctl_get_keyring_id(key: int, create: bool = False) -> int:
+    return _sys("keyctl", None, c_int(KEYCTL_GET_KEYRING_ID), c_long(key), c_int(create))
+
+
+def keyctl_describe(key: int) -> str:
+    """"type;uid;gid;perm;description" (perm in hex)."""
+    size = 256
+    while True:
+        buf = (c_char * size)()  # type: ignore[operator]
+        n = _sys("keyctl", None, c_int(KEYCTL_DESCRIBE), c_long(key), buf, c_size_t(size))
+        if n <= size:  # the length with its NUL; a longer one was not copied
+            return bytes(buf[:max(n - 1, 0)]).decode(errors="replace")
+        size = n
+
+
+def keyctl_setperm(key: int, perm: int) -> None:
+    _sys("keyctl", None, c_int(KEYCTL_SETPERM), c_long(key), c_uint(perm))
 
 
 # --- capabilities ------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The shim's lean protobuf codec against classes protoc generates, here, from Debian's .proto files.
 
 Nothing generated is committed: protoc (protobuf-compiler) compiles containerd 1.6's task API,
-events, mount and cgroup metrics files from golang-github-containerd-containerd-dev (and ttrpc's
-Request/Response, transcribed below from ttrpc's types.go, which ships no .proto) into a temp dir,
+events and mount files from golang-github-containerd-containerd-dev, the cgroup v1 and v2 metrics
+from golang-github-containerd-cgroups-dev (and ttrpc's Request/Response, transcribed below from
+ttrpc's types.go, which ships no .proto) into a temp dir,
 and python3-protobuf loads them. Each table of pyrunc.shim.messages must match its message's
 descriptor (names, numbers, kinds), and messages filled in every field must cross both ways:
 protobuf -> wire.decode and wire.encode -> protobuf.
@@ -36,6 +37,7 @@ SOURCES = {
     "ctrd/plugin/fieldpath.proto": CONTAINERD / "protobuf/plugin/fieldpath.proto",
     "ctrd/eventsvc/events.proto": CONTAINERD / "api/services/ttrpc/events/v1/events.proto",
     "cgroups/metrics.proto": GOCODE / "containerd/cgroups/stats/v1/metrics.proto",
+    "cgroups2/metrics.proto": GOCODE / "containerd/cgroups/v2/stats/metrics.proto",
     # the runtime options (pyrunc.shim.options)
     "ctrd/runc/options.proto": CONTAINERD / "runtime/v2/runc/options/oci.proto",
     "ctrd/runctypes/runc.proto": CONTAINERD / "runtime/linux/runctypes/runc.proto",
@@ -77,6 +79,16 @@ TABLES = {
     "io.containerd.cgroups.v1.Metrics": m.METRICS,
     "io.containerd.cgroups.v1.MemoryStat": m.MEMORY_STAT,
     "io.containerd.cgroups.v1.BlkIOStat": m.BLKIO_STAT,
+    "io.containerd.cgroups.v2.Metrics": m.METRICS_V2,
+    "io.containerd.cgroups.v2.PidsStat": m.PIDS_STAT_V2,
+    "io.containerd.cgroups.v2.CPUStat": m.CPU_STAT_V2,
+    "io.containerd.cgroups.v2.MemoryStat": m.MEMORY_STAT_V2,
+    "io.containerd.cgroups.v2.MemoryEvents": m.MEMORY_EVENTS_V2,
+    "io.containerd.cgroups.v2.RdmaStat": m.RDMA_STAT_V2,
+    "io.containerd.cgroups.v2.RdmaEntry": m.RDMA_ENTRY_V2,
+    "io.containerd.cgroups.v2.IOStat": m.IO_STAT_V2,
+    "io.containerd.cgroups.v2.IOEntry": m.IO_ENTRY_V2,
+    "io.containerd.cgroups.v2.HugeTlbStat": m.HUGETLB_STAT_V2,
     "containerd.events.TaskIO": m.TASK_IO,
     m.RUNC_OPTIONS_TYPE: m.RUNC_OPTIONS, m.LINUX_CREATE_OPTIONS_TYPE: m.LINUX_CREATE_OPTIONS,
     m.CRI_RUNTIME_OPTIONS_TYPE: m.CRI_RUNTIME_OPTIONS,
@@ -97,7 +109,8 @@ def pb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, type]]:
         pytest.skip("needs protoc (protobuf-compiler)")
     pytest.importorskip("google.protobuf")
     if not all(p.exists() for p in SOURCES.values()):
-        pytest.skip("needs golang-github-containerd-containerd-dev's .proto files")
+        pytest.skip("needs the .proto files of golang-github-containerd-containerd-dev and "
+                    "golang-github-containerd-cgroups-dev")
     top = tmp_path_factory.mktemp("protos")
     inc, out = top / "inc", top / "out"
     for ours, src in SOURCES.items():
